@@ -1,0 +1,4 @@
+//! The funnel engine.
+mod config;
+
+pub use config::{EngineConfig, Thresholds, ZoneConfig, ZoneKind};

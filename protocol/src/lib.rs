@@ -1,0 +1,25 @@
+//! Types that cross a boundary: the event stream the agent ingests (and the simulator writes),
+//! the window and daily summaries the engine produces and HQ stores, and the MQTT topic tree.
+//!
+//! Only types in this crate are serialised. Every wire or file encoding carries a version
+//! ([`EVENT_FORMAT_VERSION`], [`SUMMARY_SCHEMA_VERSION`]) so readers can reject what they do not
+//! understand instead of misreading it.
+
+mod distribution;
+mod event;
+mod ids;
+mod summary;
+mod time;
+pub mod topic;
+
+pub use distribution::Distribution;
+pub use event::{
+    AddressKind, DoorCount, DoorDirection, DoorEvent, Event, EventLine, EventLineError,
+    EVENT_FORMAT_VERSION, Sighting, Transaction,
+};
+pub use ids::{DeviceId, DeviceIdParseError};
+pub use summary::{
+    DailySummary, Funnel, HourTraffic, RepeatCounts, SUMMARY_SCHEMA_VERSION, WindowSummary,
+    ZoneSummary,
+};
+pub use time::Timestamp;

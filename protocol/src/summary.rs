@@ -1,0 +1,235 @@
+//! Window and daily summaries: the engine's output, what the agent keeps and what HQ merges.
+//! Every figure follows `shared/METRICS.md`; rates are derived from the counts on demand, so
+//! merging (counts add, sketches merge) is all HQ ever does.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Distribution, Timestamp};
+
+/// Version of the summary encoding, carried in every summary as `"schema"`.
+pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+
+/// The store funnel over some span of time (a window, a day, a chain's day).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Funnel {
+    /// Passes that never became an entry.
+    pub passers_by: u64,
+    /// Visits started (BLE).
+    pub entries: u64,
+    /// Visits shorter than `bounce_seconds`.
+    pub bounces: u64,
+    /// Visits closed at `visit_max_seconds`.
+    pub capped: u64,
+    /// POS transactions.
+    pub transactions: u64,
+    /// Sum of transaction amounts that were reported, minor units.
+    pub revenue_minor: i64,
+    /// Door-counter crossings in; absent when the store has no door sensor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door_in: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door_out: Option<u64>,
+    /// Repeat visits; absent when not measurable (pseudonyms do not live as long as the lookback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<RepeatCounts>,
+    /// Visit durations, seconds.
+    pub visit_duration: Distribution,
+    /// Per in-store zone.
+    #[serde(default)]
+    pub zones: BTreeMap<String, ZoneSummary>,
+}
+
+/// Repeat visits among the entries whose device identity is stable enough to recognise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepeatCounts {
+    /// Entries of devices with a stable identity (the denominator).
+    pub eligible_entries: u64,
+    /// Of those, visits whose device visited on an earlier local day within the lookback.
+    pub repeat_visits: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneSummary {
+    /// Visits that dwelt at least `zone_min_dwell_seconds` in the zone.
+    pub zone_visits: u64,
+    /// Dwell of those zone visits, seconds.
+    pub dwell: Distribution,
+}
+
+fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+fn add_optional(into: &mut Option<u64>, other: Option<u64>) {
+    if let Some(value) = other {
+        *into = Some(into.unwrap_or(0) + value);
+    }
+}
+
+impl Funnel {
+    /// Adds `other` into `self`: counts add, distributions merge.
+    pub fn merge(&mut self, other: &Funnel) {
+        self.passers_by += other.passers_by;
+        self.entries += other.entries;
+        self.bounces += other.bounces;
+        self.capped += other.capped;
+        self.transactions += other.transactions;
+        self.revenue_minor += other.revenue_minor;
+        add_optional(&mut self.door_in, other.door_in);
+        add_optional(&mut self.door_out, other.door_out);
+        if let Some(theirs) = other.repeat {
+            let mine = self.repeat.get_or_insert_with(RepeatCounts::default);
+            mine.eligible_entries += theirs.eligible_entries;
+            mine.repeat_visits += theirs.repeat_visits;
+        }
+        self.visit_duration.merge(&other.visit_duration);
+        for (zone, theirs) in &other.zones {
+            let mine = self.zones.entry(zone.clone()).or_default();
+            mine.zone_visits += theirs.zone_visits;
+            mine.dwell.merge(&theirs.dwell);
+        }
+    }
+
+    /// Entries that were not bounces.
+    pub fn visitors(&self) -> u64 {
+        self.entries.saturating_sub(self.bounces)
+    }
+
+    /// entries / (entries + passers_by).
+    pub fn shopfront_conversion(&self) -> Option<f64> {
+        ratio(self.entries, self.entries + self.passers_by)
+    }
+
+    /// bounces / entries.
+    pub fn bounce_rate(&self) -> Option<f64> {
+        ratio(self.bounces, self.entries)
+    }
+
+    /// repeat visits / eligible entries; `None` when not measurable.
+    pub fn repeat_rate(&self) -> Option<f64> {
+        let repeat = self.repeat?;
+        ratio(repeat.repeat_visits, repeat.eligible_entries)
+    }
+
+    /// transactions / entries, with door `in` as the denominator where a door sensor exists.
+    pub fn sales_conversion(&self) -> Option<f64> {
+        ratio(self.transactions, self.door_in.unwrap_or(self.entries))
+    }
+
+    /// zone visits / entries.
+    pub fn exposure(&self, zone: &str) -> Option<f64> {
+        ratio(self.zones.get(zone)?.zone_visits, self.entries)
+    }
+
+    /// door_in / entries: how many people each BLE entry stands for, where a door sensor exists.
+    pub fn sampling_ratio(&self) -> Option<f64> {
+        ratio(self.door_in?, self.entries)
+    }
+
+    /// A BLE count scaled to the whole population by the door counter's sampling ratio.
+    pub fn door_scaled(&self, ble_count: u64) -> Option<f64> {
+        Some(ble_count as f64 * self.sampling_ratio()?)
+    }
+
+    /// The copy that may leave the store: distributions over fewer than `min_count` values are
+    /// reduced to their counts (k-anonymity). Counts stay exact.
+    pub fn redacted(&self, min_count: u64) -> Funnel {
+        let mut out = self.clone();
+        out.visit_duration = self.visit_duration.redacted(min_count);
+        for zone in out.zones.values_mut() {
+            zone.dwell = zone.dwell.redacted(min_count);
+        }
+        out
+    }
+}
+
+/// One final window of one store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowSummary {
+    pub schema: u32,
+    pub store_id: String,
+    /// Start of the window (UTC); windows are aligned to the store's local time.
+    pub window_start: Timestamp,
+    pub window_seconds: u32,
+    /// Local calendar date of `window_start`, `YYYY-MM-DD`: the day this window merges into.
+    pub local_date: String,
+    /// Local hour of `window_start` (0..=23), for traffic by hour.
+    pub local_hour: u8,
+    /// Start (UTC) of the local hour the window lies in: with half-hour time-zone offsets it is
+    /// not a UTC hour boundary, and a repeated DST hour has two.
+    pub hour_start: Timestamp,
+    pub funnel: Funnel,
+}
+
+/// Entries and passers-by in one local hour.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourTraffic {
+    /// Start of the hour (UTC); on a DST change day a local hour label can repeat or be missing.
+    pub hour_start: Timestamp,
+    pub local_hour: u8,
+    pub entries: u64,
+    pub passers_by: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door_in: Option<u64>,
+}
+
+/// One store's local day: the merge of that day's windows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DailySummary {
+    pub schema: u32,
+    pub store_id: String,
+    pub local_date: String,
+    /// How many windows were merged (92, 96 or 100 with 15-minute windows, by DST).
+    pub windows: u32,
+    pub funnel: Funnel,
+    pub traffic_by_hour: Vec<HourTraffic>,
+}
+
+impl DailySummary {
+    /// An empty day, to merge windows into.
+    pub fn new(store_id: &str, local_date: &str) -> Self {
+        DailySummary {
+            schema: SUMMARY_SCHEMA_VERSION,
+            store_id: store_id.to_owned(),
+            local_date: local_date.to_owned(),
+            windows: 0,
+            funnel: Funnel::default(),
+            traffic_by_hour: Vec::new(),
+        }
+    }
+
+    /// Merges one window of this day. Windows may come in any order.
+    pub fn add_window(&mut self, window: &WindowSummary) {
+        self.windows += 1;
+        self.funnel.merge(&window.funnel);
+        let hour_start = window.hour_start;
+        let slot = match self.traffic_by_hour.binary_search_by_key(&hour_start, |h| h.hour_start) {
+            Ok(i) => i,
+            Err(i) => {
+                self.traffic_by_hour.insert(
+                    i,
+                    HourTraffic { hour_start, local_hour: window.local_hour, ..Default::default() },
+                );
+                i
+            }
+        };
+        let hour = &mut self.traffic_by_hour[slot];
+        hour.entries += window.funnel.entries;
+        hour.passers_by += window.funnel.passers_by;
+        add_optional(&mut hour.door_in, window.funnel.door_in);
+    }
+
+    /// The copy that may leave the store (see [`Funnel::redacted`]).
+    pub fn redacted(&self, min_count: u64) -> DailySummary {
+        DailySummary { funnel: self.funnel.redacted(min_count), ..self.clone() }
+    }
+}
+
+impl WindowSummary {
+    /// The copy that may leave the store (see [`Funnel::redacted`]).
+    pub fn redacted(&self, min_count: u64) -> WindowSummary {
+        WindowSummary { funnel: self.funnel.redacted(min_count), ..self.clone() }
+    }
+}
