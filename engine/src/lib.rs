@@ -1,4 +1,639 @@
-//! The funnel engine.
-mod config;
+//! The funnel engine: sightings, door counts and sales in; final window and daily summaries
+//! out. Pure and deterministic: no I/O, no clock — every call is given the time, and the same
+//! inputs always give the same outputs (quinn-proto's and rumqttc's `MqttState` shape).
+//!
+//! ```text
+//! handle_event(event, now) ─► reorder buffer ─(watermark)─► per-device state machines
+//! handle_timeout(now)      ─►        │                              │ passes, visits
+//!                                    ▼                              ▼
+//!                        door / POS counts ───────────────►  window accumulators
+//!                                                                   │ final?
+//! poll_window() / poll_daily()  ◄───────────────────────────────────┘
+//! ```
+//!
+//! Definitions follow `shared/METRICS.md` line by line; see `device.rs` for presence, passes
+//! and visits, and [`Engine::handle_timeout`] for window finality.
 
+mod calendar;
+mod config;
+mod device;
+mod smoothing;
+mod stats;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chrono::NaiveDate;
+use rustc_hash::{FxHashMap, FxHashSet};
+use storefront_protocol::{
+    DailySummary, DeviceId, DoorCount, DoorDirection, Event, Funnel, RepeatCounts,
+    SUMMARY_SCHEMA_VERSION, Timestamp, WindowSummary, ZoneSummary,
+};
+
+pub use calendar::Calendar;
 pub use config::{EngineConfig, Thresholds, ZoneConfig, ZoneKind};
+pub use stats::{IngestStats, RejectReason};
+
+use device::{DeviceState, Params, Sink, VisitRecord, ZoneParams};
+
+/// Events stamped before this (2020-01-01) come from a gateway whose clock is not set.
+const EARLIEST_SANE_MS: i64 = 1_577_836_800_000;
+/// How far ahead of the receiving clock an event time may be.
+const MAX_FUTURE_MS: i64 = 120_000;
+/// The buffer is released in steps of event time, so sorting is amortised over many events.
+const RELEASE_STEP_MS: i64 = 1_000;
+/// How often (event time) every device is checked for time-driven transitions.
+const SWEEP_EVERY_MS: i64 = 5_000;
+/// A buffer this large is released regardless of the watermark, to bound memory.
+const MAX_BUFFERED: usize = 1 << 20;
+
+/// An accepted event, resolved against the config, waiting for its time to pass the watermark.
+#[derive(Clone, Debug)]
+struct Pending {
+    t: i64,
+    kind: PendingKind,
+}
+
+#[derive(Clone, Debug)]
+enum PendingKind {
+    Sighting { scanner: u16, zone: u8, device: DeviceId, rssi: i8, stable: bool },
+    Door { sensor: u16, record: Option<Box<str>>, count: DoorCount },
+    Transaction { id: Box<str>, amount_minor: Option<i64> },
+}
+
+/// What device state machines report; applied to windows by the engine.
+#[derive(Clone, Debug)]
+enum Outcome {
+    PassOpened(i64),
+    PassResolved(i64, bool),
+    VisitOpened(i64),
+    VisitClosed(VisitRecord),
+}
+
+/// An outcome with the device it happened to (repeat detection needs the device).
+#[derive(Clone, Debug)]
+struct DeviceOutcome {
+    device: DeviceId,
+    stable: bool,
+    outcome: Outcome,
+}
+
+/// Collects one device's outcomes, tagged with the device.
+struct OutcomeSink<'a> {
+    device: DeviceId,
+    stable: bool,
+    out: &'a mut Vec<DeviceOutcome>,
+}
+
+impl OutcomeSink<'_> {
+    fn push(&mut self, outcome: Outcome) {
+        self.out.push(DeviceOutcome { device: self.device, stable: self.stable, outcome });
+    }
+}
+
+impl Sink for OutcomeSink<'_> {
+    fn pass_opened(&mut self, start: i64) {
+        self.push(Outcome::PassOpened(start));
+    }
+    fn pass_resolved(&mut self, start: i64, passer_by: bool) {
+        self.push(Outcome::PassResolved(start, passer_by));
+    }
+    fn visit_opened(&mut self, start: i64) {
+        self.push(Outcome::VisitOpened(start));
+    }
+    fn visit_closed(&mut self, visit: VisitRecord) {
+        self.push(Outcome::VisitClosed(visit));
+    }
+}
+
+/// A window being filled.
+#[derive(Clone, Debug)]
+struct WindowAcc {
+    funnel: Funnel,
+    /// Passes and visits started in this window that are not decided yet.
+    pending: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+struct DoorSensorState {
+    last_totals: Option<(u64, u64)>,
+    /// Record ids seen, with their time, for de-duplication.
+    records: FxHashSet<Box<str>>,
+    record_order: VecDeque<(i64, Box<str>)>,
+}
+
+/// The local days on which a device had visits: the latest and the one before it.
+#[derive(Clone, Copy, Debug)]
+struct VisitDays {
+    last_day: i32,
+    previous_day: Option<i32>,
+}
+
+/// Live figures, not tied to a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveStatus {
+    /// Devices present in-store now.
+    pub devices_in_store: usize,
+    /// Devices the engine is tracking (for memory accounting).
+    pub tracked_devices: usize,
+    /// Events waiting for the watermark.
+    pub buffered_events: usize,
+}
+
+/// The funnel engine for one store. See the crate docs.
+pub struct Engine {
+    config: EngineConfig,
+    calendar: Calendar,
+    params: Params,
+    in_store_zones: Vec<(u8, String)>,
+    scanners: FxHashMap<String, (u16, u8)>,
+    door_sensors: FxHashMap<String, u16>,
+    door_state: Vec<DoorSensorState>,
+    staff: FxHashSet<DeviceId>,
+    devices: FxHashMap<DeviceId, DeviceState>,
+    history: FxHashMap<DeviceId, VisitDays>,
+    transactions_seen: FxHashSet<Box<str>>,
+    transaction_order: VecDeque<(i64, Box<str>)>,
+    buffer: VecDeque<Pending>,
+    buffer_sorted: bool,
+    max_seen: i64,
+    /// Every event before this time has been processed; later ones are rejected as late.
+    watermark: i64,
+    next_release: i64,
+    /// Event time up to which the state machines have run.
+    clock: i64,
+    next_sweep: i64,
+    /// Start of the next window to open; `None` until the first event.
+    next_window: Option<i64>,
+    windows: BTreeMap<i64, WindowAcc>,
+    days: BTreeMap<NaiveDate, DailySummary>,
+    ready_windows: VecDeque<WindowSummary>,
+    ready_days: VecDeque<DailySummary>,
+    outcomes: Vec<DeviceOutcome>,
+    stats: IngestStats,
+}
+
+fn rssi_x2(dbm: i16) -> i16 {
+    dbm.saturating_mul(2)
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Self {
+        let th = &config.thresholds;
+        let mut scanners = FxHashMap::default();
+        let mut zones = Vec::new();
+        let mut in_store_zones = Vec::new();
+        for (zi, zone) in config.zones.iter().enumerate() {
+            let zi = zi as u8;
+            zones.push(ZoneParams {
+                in_store: zone.kind == ZoneKind::InStore,
+                enter_x2: rssi_x2(zone.enter_rssi_dbm),
+                exit_x2: rssi_x2(zone.exit_rssi_dbm),
+            });
+            if zone.kind == ZoneKind::InStore {
+                in_store_zones.push((zi, zone.id.clone()));
+            }
+            for scanner in &zone.scanners {
+                let index = scanners.len() as u16;
+                scanners.entry(scanner.clone()).or_insert((index, zi));
+            }
+        }
+        let params = Params {
+            smoothing_ms: th.smoothing_ms,
+            min_samples: th.min_samples,
+            confirm_ms: th.presence_confirm_ms,
+            presence_timeout_ms: th.presence_timeout_ms,
+            visit_gap_ms: th.visit_gap_ms,
+            visit_max_ms: th.visit_max_ms,
+            zones,
+        };
+        let door_sensors: FxHashMap<String, u16> =
+            config.door_sensors.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect();
+        Engine {
+            calendar: Calendar::new(config.timezone, th.window_seconds),
+            params,
+            in_store_zones,
+            scanners,
+            door_state: vec![DoorSensorState::default(); door_sensors.len()],
+            door_sensors,
+            staff: config.staff_devices.iter().copied().collect(),
+            devices: FxHashMap::default(),
+            history: FxHashMap::default(),
+            transactions_seen: FxHashSet::default(),
+            transaction_order: VecDeque::new(),
+            buffer: VecDeque::new(),
+            buffer_sorted: true,
+            max_seen: i64::MIN,
+            watermark: i64::MIN,
+            next_release: i64::MIN,
+            clock: i64::MIN,
+            next_sweep: i64::MIN,
+            next_window: None,
+            windows: BTreeMap::new(),
+            days: BTreeMap::new(),
+            ready_windows: VecDeque::new(),
+            ready_days: VecDeque::new(),
+            outcomes: Vec::new(),
+            stats: IngestStats::default(),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Takes one event received at `now` (the receiving clock, in the same time base). Bad
+    /// events are counted in [`Engine::stats`] by reason and otherwise ignored.
+    pub fn handle_event(&mut self, event: &Event, now: Timestamp) {
+        match self.admit(event, now) {
+            Ok(pending) => {
+                self.stats.accepted += 1;
+                if self.buffer.back().is_some_and(|last| last.t > pending.t) {
+                    self.buffer_sorted = false;
+                }
+                self.max_seen = self.max_seen.max(pending.t);
+                self.buffer.push_back(pending);
+                let release_to = self.max_seen.saturating_sub(self.config.thresholds.max_event_delay_ms);
+                if release_to >= self.next_release || self.buffer.len() >= MAX_BUFFERED {
+                    self.release(release_to);
+                }
+            }
+            Err(reason) => self.stats.reject(reason),
+        }
+    }
+
+    fn admit(&self, event: &Event, now: Timestamp) -> Result<Pending, RejectReason> {
+        let t = event.time().millis();
+        if t < EARLIEST_SANE_MS {
+            return Err(RejectReason::ClockNotSet);
+        }
+        if t > now.millis().saturating_add(MAX_FUTURE_MS) {
+            return Err(RejectReason::Future);
+        }
+        if t < self.watermark {
+            return Err(RejectReason::Late);
+        }
+        let kind = match event {
+            Event::Sighting(s) => {
+                let &(scanner, zone) = self.scanners.get(s.scanner.as_str()).ok_or(RejectReason::UnknownScanner)?;
+                if !(-127..=20).contains(&s.rssi) {
+                    return Err(RejectReason::RssiOutOfRange);
+                }
+                PendingKind::Sighting {
+                    scanner,
+                    zone,
+                    device: s.device,
+                    rssi: s.rssi as i8,
+                    stable: s.addr.is_stable(),
+                }
+            }
+            Event::Door(d) => {
+                let &sensor = self.door_sensors.get(d.sensor.as_str()).ok_or(RejectReason::UnknownDoorSensor)?;
+                PendingKind::Door { sensor, record: d.record.as_deref().map(Box::from), count: d.count }
+            }
+            Event::Transaction(x) => PendingKind::Transaction { id: Box::from(x.id.as_str()), amount_minor: x.amount_minor },
+        };
+        Ok(Pending { t, kind })
+    }
+
+    /// Lets time pass without events: moves the watermark to `now - max_event_delay`,
+    /// processes what is buffered before it, ends what timed out and finalises windows.
+    /// Safe to call spuriously.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let release_to = now.millis().saturating_sub(self.config.thresholds.max_event_delay_ms);
+        self.release(release_to);
+    }
+
+    /// When [`Engine::handle_timeout`] next has work to do (the next sweep), if anything is
+    /// being tracked.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        if self.next_window.is_none() {
+            return None;
+        }
+        let next = self.next_sweep.max(self.next_release);
+        Some(Timestamp(next.saturating_add(self.config.thresholds.max_event_delay_ms)))
+    }
+
+    /// Ends the stream: processes everything buffered and lets time run on until every visit
+    /// and pass has ended on its own and every window up to `until` is final (replay's end).
+    pub fn finish(&mut self, until: Timestamp) {
+        let th = &self.config.thresholds;
+        let settle = th.visit_gap_ms + th.presence_timeout_ms + self.finality_slack_ms();
+        let target = until.millis().max(self.max_seen.saturating_add(settle)).saturating_add(self.finality_slack_ms());
+        self.release(self.max_seen);
+        self.release(target);
+        self.sweep();
+    }
+
+    /// The next final window, if any. Windows are immutable once returned.
+    pub fn poll_window(&mut self) -> Option<WindowSummary> {
+        self.ready_windows.pop_front()
+    }
+
+    /// The next complete local day (all its windows final), if any.
+    pub fn poll_daily(&mut self) -> Option<DailySummary> {
+        self.ready_days.pop_front()
+    }
+
+    /// Windows not final yet, with what is known so far (closed visits and passes only).
+    pub fn provisional_windows(&self) -> Vec<WindowSummary> {
+        self.windows.iter().map(|(&start, acc)| self.summary(start, acc.funnel.clone())).collect()
+    }
+
+    pub fn live(&self) -> LiveStatus {
+        LiveStatus {
+            devices_in_store: self.devices.values().filter(|d| d.in_store(&self.params)).count(),
+            tracked_devices: self.devices.len(),
+            buffered_events: self.buffer.len(),
+        }
+    }
+
+    /// A window stays open this long past its end: a visit confirmed late (after
+    /// `presence_confirm` and a sparse smoothing window) still starts inside it.
+    fn finality_slack_ms(&self) -> i64 {
+        self.params.confirm_ms + self.params.smoothing_ms
+    }
+
+    fn release(&mut self, to: i64) {
+        if to <= self.watermark && self.buffer.len() < MAX_BUFFERED {
+            return;
+        }
+        if !self.buffer_sorted {
+            // Stable, so equal times keep arrival order; nearly sorted input sorts in ~O(n).
+            self.buffer.make_contiguous().sort_by_key(|p| p.t);
+            self.buffer_sorted = true;
+        }
+        let mut to = to;
+        if self.buffer.len() >= MAX_BUFFERED {
+            to = to.max(self.buffer[self.buffer.len() / 2].t);
+        }
+        self.watermark = self.watermark.max(to);
+        while self.buffer.front().is_some_and(|p| p.t <= self.watermark) {
+            let pending = self.buffer.pop_front().expect("front exists");
+            self.process(pending);
+        }
+        self.advance_clock(self.watermark);
+        self.next_release = self.watermark.saturating_add(RELEASE_STEP_MS);
+    }
+
+    fn advance_clock(&mut self, t: i64) {
+        if t < self.clock {
+            return;
+        }
+        self.clock = t;
+        self.open_windows_through(t);
+        if t >= self.next_sweep {
+            self.sweep();
+            self.next_sweep = t.saturating_add(SWEEP_EVERY_MS);
+        }
+    }
+
+    fn open_windows_through(&mut self, t: i64) {
+        let mut next = match self.next_window {
+            Some(next) => next,
+            None => {
+                let date = self.calendar.local_date(Timestamp(t));
+                self.calendar.window_start(self.calendar.day_start(date)).millis()
+            }
+        };
+        while next <= t {
+            self.windows.insert(next, WindowAcc { funnel: self.empty_funnel(), pending: 0 });
+            next = self.calendar.next_window(Timestamp(next)).millis();
+        }
+        self.next_window = Some(next);
+    }
+
+    fn empty_funnel(&self) -> Funnel {
+        Funnel {
+            door_in: (!self.config.door_sensors.is_empty()).then_some(0),
+            door_out: (!self.config.door_sensors.is_empty()).then_some(0),
+            repeat: self.config.repeat_measurable.then(RepeatCounts::default),
+            zones: self.in_store_zones.iter().map(|(_, id)| (id.clone(), ZoneSummary::default())).collect(),
+            ..Funnel::default()
+        }
+    }
+
+    /// Runs every device's time-driven transitions, drops idle devices, finalises windows.
+    fn sweep(&mut self) {
+        let now = self.clock;
+        let mut outcomes = std::mem::take(&mut self.outcomes);
+        let params = &self.params;
+        self.devices.retain(|&device, state| {
+            let stable = state.stable_address;
+            state.expire(now, params, &mut OutcomeSink { device, stable, out: &mut outcomes });
+            !state.is_idle()
+        });
+        self.apply_outcomes(&mut outcomes);
+        self.outcomes = outcomes;
+        self.finalise_windows();
+    }
+
+    fn apply_outcomes(&mut self, outcomes: &mut Vec<DeviceOutcome>) {
+        for DeviceOutcome { device, stable, outcome } in outcomes.drain(..) {
+            self.apply(device, stable, outcome);
+        }
+    }
+
+    fn process(&mut self, pending: Pending) {
+        let t = pending.t;
+        if t > self.clock {
+            self.advance_clock(t);
+        }
+        match pending.kind {
+            PendingKind::Sighting { scanner, zone, device, rssi, stable } => {
+                if i16::from(rssi) < self.config.thresholds.detect_rssi_dbm {
+                    self.stats.below_detect += 1;
+                    return;
+                }
+                if self.staff.contains(&device) {
+                    self.stats.staff += 1;
+                    return;
+                }
+                let mut outcomes = std::mem::take(&mut self.outcomes);
+                let state = self.devices.entry(device).or_insert_with(|| DeviceState::new(t, stable));
+                let mut sink = OutcomeSink { device, stable: state.stable_address, out: &mut outcomes };
+                state.on_reading(t, scanner, zone, rssi, &self.params, &mut sink);
+                self.apply_outcomes(&mut outcomes);
+                self.outcomes = outcomes;
+            }
+            PendingKind::Door { sensor, record, count } => self.count_door(t, sensor, record, count),
+            PendingKind::Transaction { id, amount_minor } => self.count_transaction(t, id, amount_minor),
+        }
+    }
+
+    fn window_mut(&mut self, t: i64) -> Option<&mut WindowAcc> {
+        let start = self.calendar.window_start(Timestamp(t)).millis();
+        self.windows.get_mut(&start)
+    }
+
+    fn apply(&mut self, device: DeviceId, stable: bool, outcome: Outcome) {
+        match outcome {
+            Outcome::PassOpened(start) | Outcome::VisitOpened(start) => {
+                if let Some(w) = self.window_mut(start) {
+                    w.pending += 1;
+                }
+            }
+            Outcome::PassResolved(start, passer_by) => {
+                if let Some(w) = self.window_mut(start) {
+                    w.pending = w.pending.saturating_sub(1);
+                    w.funnel.passers_by += u64::from(passer_by);
+                }
+            }
+            Outcome::VisitClosed(visit) => self.close_visit(device, stable, visit),
+        }
+    }
+
+    fn close_visit(&mut self, device: DeviceId, stable: bool, visit: VisitRecord) {
+        let th = &self.config.thresholds;
+        let repeat = (self.config.repeat_measurable && stable).then(|| {
+            let day = self.calendar.local_day_number(Timestamp(visit.start));
+            let lookback = th.repeat_lookback_days as i32;
+            let entry = self.history.entry(device).or_insert(VisitDays { last_day: day, previous_day: None });
+            let earlier = if entry.last_day == day { entry.previous_day } else { Some(entry.last_day) };
+            if entry.last_day != day {
+                entry.previous_day = Some(entry.last_day);
+                entry.last_day = day;
+            }
+            earlier.is_some_and(|e| e < day && day - e <= lookback)
+        });
+        let (bounce_ms, zone_min_ms) = (th.bounce_ms, th.zone_min_dwell_ms);
+        let in_store_zones = self.in_store_zones.clone();
+        let Some(w) = self.window_mut(visit.start) else { return };
+        w.pending = w.pending.saturating_sub(1);
+        let f = &mut w.funnel;
+        f.entries += 1;
+        f.bounces += u64::from(visit.duration_ms < bounce_ms);
+        f.capped += u64::from(visit.capped);
+        f.visit_duration.add(visit.duration_ms as f64 / 1000.0);
+        if let (Some(counts), Some(is_repeat)) = (&mut f.repeat, repeat) {
+            counts.eligible_entries += 1;
+            counts.repeat_visits += u64::from(is_repeat);
+        }
+        for (zi, id) in &in_store_zones {
+            let dwell = visit.dwell_ms.get(*zi as usize).copied().unwrap_or(0);
+            if dwell >= zone_min_ms {
+                let zone = f.zones.entry(id.clone()).or_default();
+                zone.zone_visits += 1;
+                zone.dwell.add(dwell as f64 / 1000.0);
+            }
+        }
+    }
+
+    fn count_door(&mut self, t: i64, sensor: u16, record: Option<Box<str>>, count: DoorCount) {
+        let state = &mut self.door_state[sensor as usize];
+        if let Some(record) = record {
+            if !state.records.insert(record.clone()) {
+                self.stats.reject(RejectReason::DuplicateDoorRecord);
+                return;
+            }
+            state.record_order.push_back((t, record));
+            while state.record_order.front().is_some_and(|(rt, _)| t - rt > 2 * 86_400_000) {
+                if let Some((_, old)) = state.record_order.pop_front() {
+                    state.records.remove(&old);
+                }
+            }
+        }
+        let (entered, exited) = match count {
+            DoorCount::Crossing { direction: DoorDirection::In } => (1, 0),
+            DoorCount::Crossing { direction: DoorDirection::Out } => (0, 1),
+            DoorCount::Interval { entered, exited } => (u64::from(entered), u64::from(exited)),
+            DoorCount::Cumulative { in_total, out_total } => {
+                let previous = state.last_totals.replace((in_total, out_total));
+                match previous {
+                    // The first register read is a baseline: what came before it is unknown.
+                    None => (0, 0),
+                    // "a register that goes down means a sensor reset, not negative traffic":
+                    // it counted up from zero since the reset.
+                    Some((pin, pout)) => (
+                        if in_total >= pin { in_total - pin } else { in_total },
+                        if out_total >= pout { out_total - pout } else { out_total },
+                    ),
+                }
+            }
+        };
+        if let Some(w) = self.window_mut(t) {
+            w.funnel.door_in = Some(w.funnel.door_in.unwrap_or(0) + entered);
+            w.funnel.door_out = Some(w.funnel.door_out.unwrap_or(0) + exited);
+        }
+    }
+
+    fn count_transaction(&mut self, t: i64, id: Box<str>, amount_minor: Option<i64>) {
+        if !self.transactions_seen.insert(id.clone()) {
+            self.stats.reject(RejectReason::DuplicateTransaction);
+            return;
+        }
+        self.transaction_order.push_back((t, id));
+        // POS ids are kept a week: re-sends come within minutes, ids may recycle after months.
+        while self.transaction_order.front().is_some_and(|(xt, _)| t - xt > 7 * 86_400_000) {
+            if let Some((_, old)) = self.transaction_order.pop_front() {
+                self.transactions_seen.remove(&old);
+            }
+        }
+        if let Some(w) = self.window_mut(t) {
+            w.funnel.transactions += 1;
+            w.funnel.revenue_minor += amount_minor.unwrap_or(0);
+        }
+    }
+
+    /// "A window is final once no visit or pass that started in it can still change: every
+    /// one has ended or been capped, and the event-time watermark has passed."
+    fn finalise_windows(&mut self) {
+        let horizon = self.clock - self.finality_slack_ms();
+        let window_ms = self.calendar.window_ms();
+        let finals: Vec<i64> = self
+            .windows
+            .iter()
+            .take_while(|(start, _)| **start + window_ms <= horizon)
+            .filter(|(_, acc)| acc.pending == 0)
+            .map(|(start, _)| *start)
+            .collect();
+        for start in finals {
+            let Some(acc) = self.windows.remove(&start) else { continue };
+            let summary = self.summary(start, acc.funnel);
+            let date = self.calendar.local_date(Timestamp(start));
+            let day = self
+                .days
+                .entry(date)
+                .or_insert_with(|| DailySummary::new(&self.config.store_id, &date.to_string()));
+            day.add_window(&summary);
+            if day.windows == self.calendar.windows_in_day(date) {
+                if let Some(day) = self.days.remove(&date) {
+                    self.ready_days.push_back(day);
+                }
+                self.prune_history(date);
+            }
+            self.ready_windows.push_back(summary);
+        }
+    }
+
+    fn prune_history(&mut self, completed: NaiveDate) {
+        let today = self.calendar.local_day_number(self.calendar.day_start(completed));
+        let lookback = self.config.thresholds.repeat_lookback_days as i32;
+        self.history.retain(|_, days| today - days.last_day <= lookback);
+    }
+
+    fn summary(&self, start: i64, funnel: Funnel) -> WindowSummary {
+        let t = Timestamp(start);
+        WindowSummary {
+            schema: SUMMARY_SCHEMA_VERSION,
+            store_id: self.config.store_id.clone(),
+            window_start: t,
+            window_seconds: self.config.thresholds.window_seconds,
+            local_date: self.calendar.local_date(t).to_string(),
+            local_hour: self.calendar.local_hour(t),
+            hour_start: self.calendar.hour_start(t),
+            funnel,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
