@@ -415,3 +415,51 @@ fn missing_file_error_names_it() {
         "{err}"
     );
 }
+
+/// toml's "unknown field" message lists every key a table accepts: the template must show each.
+#[test]
+fn template_shows_every_key_of_every_table() {
+    let template = generate_config_template();
+    let cases = [
+        ("", true),
+        ("[store]", false),
+        ("[metrics]", false),
+        ("[[zones]]", false),
+        ("# [[door_sensors]]", false),
+        ("[privacy]", false),
+        ("[storage]", false),
+        ("[sync]", false),
+        ("[sources.ble]", false),
+        ("# [[sources.scanner_mqtt]]", false),
+        ("[sources.pos]", false),
+    ];
+    for (header, keys_are_tables) in cases {
+        let text = if header.is_empty() {
+            format!("bogus_key = 1\n{template}")
+        } else {
+            let live = header.trim_start_matches("# ");
+            assert!(
+                template.contains(&format!("\n{header}\n")),
+                "{header} not in the template"
+            );
+            template.replacen(
+                &format!("\n{header}\n"),
+                &format!("\n{live}\nbogus_key = 1\n"),
+                1,
+            )
+        };
+        let err = StoreConfig::parse(&text, &origin()).unwrap_err();
+        let message = &err.problems()[0].message;
+        let expected = message.split_once("expected").map_or("", |(_, e)| e);
+        let keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        assert!(!keys.is_empty(), "{header}: {message}");
+        for key in keys {
+            let shown = if keys_are_tables {
+                template.contains(key)
+            } else {
+                template.contains(&format!("{key} ="))
+            };
+            assert!(shown, "{header}: key {key} is not in the template");
+        }
+    }
+}
