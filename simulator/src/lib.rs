@@ -107,7 +107,8 @@ mod truth;
 mod world;
 
 pub use profile::{
-    Layout, Point, Profile, ProfileName, Rect, STAFF_DEVICE_BASE, UnknownProfile, ZoneLayout, ZonePlan,
+    Layout, Point, Profile, ProfileName, Rect, STAFF_DEVICE_BASE, UnknownProfile, ZoneLayout,
+    ZonePlan,
 };
 pub use truth::{TruthDay, TruthFunnel, TruthParams, TruthWindow, lower_median};
 pub use world::{SimulatedDay, SimulationSpec, Simulator};

@@ -20,7 +20,10 @@ impl Leg {
             return self.b;
         }
         let s = ((t - self.t0) / span).clamp(0.0, 1.0);
-        Point::new(self.a.x + (self.b.x - self.a.x) * s, self.a.y + (self.b.y - self.a.y) * s)
+        Point::new(
+            self.a.x + (self.b.x - self.a.x) * s,
+            self.a.y + (self.b.y - self.a.y) * s,
+        )
     }
 }
 
@@ -34,7 +37,11 @@ pub(crate) struct Path {
 
 impl Path {
     pub fn new(t: f64, at: Point) -> Path {
-        Path { legs: Vec::new(), now: t, here: at }
+        Path {
+            legs: Vec::new(),
+            now: t,
+            here: at,
+        }
     }
 
     pub fn now(&self) -> f64 {
@@ -52,7 +59,12 @@ impl Path {
             return;
         }
         let t1 = self.now + d / speed.max(0.1);
-        self.legs.push(Leg { t0: self.now, t1, a: self.here, b: to });
+        self.legs.push(Leg {
+            t0: self.now,
+            t1,
+            a: self.here,
+            b: to,
+        });
         self.now = t1;
         self.here = to;
     }
@@ -63,7 +75,12 @@ impl Path {
             return;
         }
         let t1 = self.now + seconds;
-        self.legs.push(Leg { t0: self.now, t1, a: self.here, b: self.here });
+        self.legs.push(Leg {
+            t0: self.now,
+            t1,
+            a: self.here,
+            b: self.here,
+        });
         self.now = t1;
     }
 
@@ -109,9 +126,12 @@ impl Path {
             let mut cuts = vec![0.0, 1.0];
             let (dx, dy) = (pb.x - pa.x, pb.y - pa.y);
             for r in areas {
-                for (edge, start, delta) in
-                    [(r.x0, pa.x, dx), (r.x1, pa.x, dx), (r.y0, pa.y, dy), (r.y1, pa.y, dy)]
-                {
+                for (edge, start, delta) in [
+                    (r.x0, pa.x, dx),
+                    (r.x1, pa.x, dx),
+                    (r.y0, pa.y, dy),
+                    (r.y1, pa.y, dy),
+                ] {
                     if delta != 0.0 {
                         let s = (edge - start) / delta;
                         if s > 0.0 && s < 1.0 {
@@ -153,7 +173,12 @@ pub(crate) fn zone_of(p: Point, areas: &[Rect]) -> usize {
 fn segment_entry(a: Point, b: Point, r: &Rect) -> Option<f64> {
     let (dx, dy) = (b.x - a.x, b.y - a.y);
     let (mut s0, mut s1) = (0.0f64, 1.0f64);
-    for (p, q) in [(-dx, a.x - r.x0), (dx, r.x1 - a.x), (-dy, a.y - r.y0), (dy, r.y1 - a.y)] {
+    for (p, q) in [
+        (-dx, a.x - r.x0),
+        (dx, r.x1 - a.x),
+        (-dy, a.y - r.y0),
+        (dy, r.y1 - a.y),
+    ] {
         if p == 0.0 {
             if q < 0.0 {
                 return None;
@@ -175,7 +200,10 @@ mod tests {
     use super::*;
 
     fn two_zones() -> Vec<Rect> {
-        vec![Rect::new(-5.0, 0.0, 5.0, 10.0), Rect::new(-5.0, 10.0, 5.0, 20.0)]
+        vec![
+            Rect::new(-5.0, 0.0, 5.0, 10.0),
+            Rect::new(-5.0, 10.0, 5.0, 20.0),
+        ]
     }
 
     #[test]
@@ -192,7 +220,13 @@ mod tests {
     #[test]
     fn dwells_of_a_wandering_path_sum_to_its_duration() {
         let mut p = Path::new(100.0, Point::new(0.0, 0.0));
-        let spots = [(1.0, 3.0), (-4.0, 12.0), (3.3, 18.0), (4.9, 9.9), (0.0, 0.0)];
+        let spots = [
+            (1.0, 3.0),
+            (-4.0, 12.0),
+            (3.3, 18.0),
+            (4.9, 9.9),
+            (0.0, 0.0),
+        ];
         for (i, (x, y)) in spots.into_iter().enumerate() {
             p.walk_to(Point::new(x, y), 0.9);
             p.stay(7.5 * i as f64);

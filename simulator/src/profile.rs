@@ -19,7 +19,11 @@ pub enum ProfileName {
 }
 
 impl ProfileName {
-    pub const ALL: [ProfileName; 3] = [ProfileName::Boutique, ProfileName::Mall, ProfileName::Street];
+    pub const ALL: [ProfileName; 3] = [
+        ProfileName::Boutique,
+        ProfileName::Mall,
+        ProfileName::Street,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -256,7 +260,9 @@ pub struct Profile {
 pub const STAFF_DEVICE_BASE: u64 = 0x5354_4146_4600_0001;
 
 fn staff_devices(n: usize) -> Vec<DeviceId> {
-    (0..n as u64).map(|i| DeviceId(STAFF_DEVICE_BASE + i)).collect()
+    (0..n as u64)
+        .map(|i| DeviceId(STAFF_DEVICE_BASE + i))
+        .collect()
 }
 
 fn zone(id: &str, storefront: bool, scanner: Point, area: Rect) -> ZoneLayout {
@@ -270,7 +276,12 @@ fn zone(id: &str, storefront: bool, scanner: Point, area: Rect) -> ZoneLayout {
 }
 
 fn plan(zone: &str, visit_probability: f64, dwell_median_s: f64, dwell_sigma: f64) -> ZonePlan {
-    ZonePlan { zone: zone.to_owned(), visit_probability, dwell_median_s, dwell_sigma }
+    ZonePlan {
+        zone: zone.to_owned(),
+        visit_probability,
+        dwell_median_s,
+        dwell_sigma,
+    }
 }
 
 /// Pedestrian flow on a shopping street by local hour: night trickle, a lunchtime peak and a
@@ -352,20 +363,46 @@ fn boutique() -> Profile {
         store_id: "boutique-paris-01".to_owned(),
         timezone: chrono_tz::Europe::Paris,
         zones: vec![
-            zone("storefront", true, Point::new(3.0, -0.3), Rect::new(-15.0, -6.0, 15.0, 0.0)),
-            zone("entrance", false, Point::new(0.0, 6.0), Rect::new(-5.0, 0.0, 5.0, 10.5)),
-            zone("fitting", false, Point::new(0.0, 15.5), Rect::new(-5.0, 10.5, 5.0, 20.0)),
+            zone(
+                "storefront",
+                true,
+                Point::new(3.0, -0.3),
+                Rect::new(-15.0, -6.0, 15.0, 0.0),
+            ),
+            zone(
+                "entrance",
+                false,
+                Point::new(0.0, 6.0),
+                Rect::new(-5.0, 0.0, 5.0, 10.5),
+            ),
+            zone(
+                "fitting",
+                false,
+                Point::new(0.0, 15.5),
+                Rect::new(-5.0, 10.5, 5.0, 20.0),
+            ),
         ],
         door_sensor: None,
         staff_devices: staff_devices(1),
         door: Point::new(0.0, 0.0),
     };
     let mut p = Profile::base(ProfileName::Boutique, layout);
-    p.zone_plans = vec![plan("entrance", 1.0, 110.0, 0.7), plan("fitting", 0.6, 260.0, 0.8)];
+    p.zone_plans = vec![
+        plan("entrance", 1.0, 110.0, 0.7),
+        plan("fitting", 0.6, 260.0, 0.8),
+    ];
     p.checkout_zone = "entrance".to_owned();
     p.staff_count = 1;
     // Mon–Sat 10:00–19:00; Sunday 11:00–18:00 (tourist zone, Sunday opening allowed).
-    p.opening_minutes = [(600, 1140), (600, 1140), (600, 1140), (600, 1140), (600, 1140), (600, 1140), (660, 1080)];
+    p.opening_minutes = [
+        (600, 1140),
+        (600, 1140),
+        (600, 1140),
+        (600, 1140),
+        (600, 1140),
+        (600, 1140),
+        (660, 1080),
+    ];
     p.traffic_per_day = 1750.0;
     p.weekday_factor = [0.85, 0.9, 1.0, 1.0, 1.1, 1.45, 0.65];
     p.enter_probability = 0.13;
@@ -385,11 +422,36 @@ fn mall() -> Profile {
         store_id: "mall-nj-01".to_owned(),
         timezone: chrono_tz::America::New_York,
         zones: vec![
-            zone("storefront", true, Point::new(1.0, -0.3), Rect::new(-22.0, -10.0, 24.0, 0.0)),
-            zone("entrance", false, Point::new(-4.0, 6.0), Rect::new(-9.0, 0.0, 1.0, 12.0)),
-            zone("apparel", false, Point::new(-4.0, 17.0), Rect::new(-9.0, 12.0, 1.0, 22.0)),
-            zone("fitting", false, Point::new(6.0, 17.0), Rect::new(1.0, 12.0, 11.0, 22.0)),
-            zone("checkout", false, Point::new(6.0, 6.0), Rect::new(1.0, 0.0, 11.0, 12.0)),
+            zone(
+                "storefront",
+                true,
+                Point::new(1.0, -0.3),
+                Rect::new(-22.0, -10.0, 24.0, 0.0),
+            ),
+            zone(
+                "entrance",
+                false,
+                Point::new(-4.0, 6.0),
+                Rect::new(-9.0, 0.0, 1.0, 12.0),
+            ),
+            zone(
+                "apparel",
+                false,
+                Point::new(-4.0, 17.0),
+                Rect::new(-9.0, 12.0, 1.0, 22.0),
+            ),
+            zone(
+                "fitting",
+                false,
+                Point::new(6.0, 17.0),
+                Rect::new(1.0, 12.0, 11.0, 22.0),
+            ),
+            zone(
+                "checkout",
+                false,
+                Point::new(6.0, 6.0),
+                Rect::new(1.0, 0.0, 11.0, 12.0),
+            ),
         ],
         door_sensor: Some("door-main".to_owned()),
         staff_devices: staff_devices(4),
@@ -405,7 +467,15 @@ fn mall() -> Profile {
     p.checkout_zone = "checkout".to_owned();
     p.staff_count = 4;
     // Mon–Sat 10:00–21:00, Sunday 11:00–19:00.
-    p.opening_minutes = [(600, 1260), (600, 1260), (600, 1260), (600, 1260), (600, 1260), (600, 1260), (660, 1140)];
+    p.opening_minutes = [
+        (600, 1260),
+        (600, 1260),
+        (600, 1260),
+        (600, 1260),
+        (600, 1260),
+        (600, 1260),
+        (660, 1140),
+    ];
     p.traffic_per_day = 9300.0;
     p.hourly_traffic = MALL_HOURS;
     p.weekday_factor = [0.85, 0.85, 0.95, 1.0, 1.15, 1.6, 1.1];
@@ -428,10 +498,30 @@ fn street() -> Profile {
         store_id: "street-london-01".to_owned(),
         timezone: chrono_tz::Europe::London,
         zones: vec![
-            zone("storefront", true, Point::new(4.5, -0.3), Rect::new(-20.0, -8.0, 25.0, 0.0)),
-            zone("entrance", false, Point::new(-0.5, 6.0), Rect::new(-6.0, 0.0, 5.0, 11.0)),
-            zone("apparel", false, Point::new(4.5, 16.5), Rect::new(-6.0, 11.0, 15.0, 22.0)),
-            zone("checkout", false, Point::new(10.0, 6.0), Rect::new(5.0, 0.0, 15.0, 11.0)),
+            zone(
+                "storefront",
+                true,
+                Point::new(4.5, -0.3),
+                Rect::new(-20.0, -8.0, 25.0, 0.0),
+            ),
+            zone(
+                "entrance",
+                false,
+                Point::new(-0.5, 6.0),
+                Rect::new(-6.0, 0.0, 5.0, 11.0),
+            ),
+            zone(
+                "apparel",
+                false,
+                Point::new(4.5, 16.5),
+                Rect::new(-6.0, 11.0, 15.0, 22.0),
+            ),
+            zone(
+                "checkout",
+                false,
+                Point::new(10.0, 6.0),
+                Rect::new(5.0, 0.0, 15.0, 11.0),
+            ),
         ],
         door_sensor: Some("door-main".to_owned()),
         staff_devices: staff_devices(2),
@@ -446,7 +536,15 @@ fn street() -> Profile {
     p.checkout_zone = "checkout".to_owned();
     p.staff_count = 2;
     // Mon–Sat 09:00–20:00; Sunday 11:00–17:00 (Sunday Trading Act 1994: six hours).
-    p.opening_minutes = [(540, 1200), (540, 1200), (540, 1200), (540, 1200), (540, 1200), (540, 1200), (660, 1020)];
+    p.opening_minutes = [
+        (540, 1200),
+        (540, 1200),
+        (540, 1200),
+        (540, 1200),
+        (540, 1200),
+        (540, 1200),
+        (660, 1020),
+    ];
     p.traffic_per_day = 5400.0;
     p.weekday_factor = [0.9, 0.9, 1.0, 1.0, 1.1, 1.35, 0.75];
     p.enter_probability = 0.085;

@@ -27,16 +27,29 @@ pub(crate) enum Identity {
     /// Same id all along (static address, beacon, staff badge, or a phone without rotation).
     Stable(DeviceId),
     /// Resolvable private address re-drawn every `period_ms`, phase-shifted per device.
-    Rotating { key: u64, period_ms: i64, phase_ms: i64 },
+    Rotating {
+        key: u64,
+        period_ms: i64,
+        phase_ms: i64,
+    },
 }
 
 impl Identity {
     pub fn at(&self, t_ms: i64) -> (DeviceId, AddressKind) {
         match *self {
             Identity::Stable(id) => (id, AddressKind::Stable),
-            Identity::Rotating { key, period_ms, phase_ms } => {
+            Identity::Rotating {
+                key,
+                period_ms,
+                phase_ms,
+            } => {
                 let epoch = (t_ms - phase_ms).div_euclid(period_ms);
-                (DeviceId(mix64(key ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))), AddressKind::Rotating)
+                (
+                    DeviceId(mix64(
+                        key ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    )),
+                    AddressKind::Rotating,
+                )
             }
         }
     }
@@ -79,7 +92,10 @@ impl Radio {
         let scanners = profile
             .layout
             .scanners()
-            .map(|(id, pos, _)| ScannerSite { id: id.to_owned(), pos })
+            .map(|(id, pos, _)| ScannerSite {
+                id: id.to_owned(),
+                pos,
+            })
             .collect();
         Radio {
             scanners,
@@ -108,7 +124,14 @@ impl Radio {
 
     /// Appends the sightings of `carrier` along `path` (path times are seconds after
     /// `origin_ms`) to `out`.
-    pub fn emit(&self, path: &Path, carrier: &Carrier, origin_ms: i64, rng: &mut ChaCha8Rng, out: &mut Vec<Event>) {
+    pub fn emit(
+        &self,
+        path: &Path,
+        carrier: &Carrier,
+        origin_ms: i64,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<Event>,
+    ) {
         let start_ms = origin_ms + (path.start() * 1000.0).ceil() as i64;
         let end_ms = origin_ms + (path.now() * 1000.0).floor() as i64;
         let jitter = self.interval_ms / 8;
@@ -153,7 +176,11 @@ mod tests {
 
     #[test]
     fn rotating_identity_changes_every_period_and_is_stable_within_it() {
-        let id = Identity::Rotating { key: 42, period_ms: 900_000, phase_ms: 123_000 };
+        let id = Identity::Rotating {
+            key: 42,
+            period_ms: 900_000,
+            phase_ms: 123_000,
+        };
         assert_eq!(id.at(200_000).0, id.at(1_000_000).0);
         assert_ne!(id.at(1_000_000).0, id.at(1_024_000).0);
         assert_eq!(id.at(0).1, AddressKind::Rotating);

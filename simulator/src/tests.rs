@@ -47,7 +47,10 @@ fn same_spec_gives_identical_events_and_truth() {
 fn next_day_stops_after_the_requested_days() {
     let mut sim = Simulator::new(spec(ProfileName::Boutique, 1, 2));
     assert_eq!(sim.next_day().map(|d| d.date), Some(monday()));
-    assert_eq!(sim.next_day().map(|d| d.truth.local_date), Some("2025-11-25".to_owned()));
+    assert_eq!(
+        sim.next_day().map(|d| d.truth.local_date),
+        Some("2025-11-25".to_owned())
+    );
     assert!(sim.next_day().is_none());
 }
 
@@ -56,8 +59,20 @@ fn events_are_sorted_by_time_and_stay_inside_their_local_day() {
     for day in run(spec(ProfileName::Street, 3, 2)) {
         assert!(day.events.windows(2).all(|w| w[0].time() <= w[1].time()));
         let first = day.truth.windows.first().unwrap().window_start;
-        let last = day.truth.windows.last().unwrap().window_start.plus_secs(900);
-        assert!(day.events.iter().all(|e| e.time() >= first && e.time() < last), "{}", day.date);
+        let last = day
+            .truth
+            .windows
+            .last()
+            .unwrap()
+            .window_start
+            .plus_secs(900);
+        assert!(
+            day.events
+                .iter()
+                .all(|e| e.time() >= first && e.time() < last),
+            "{}",
+            day.date
+        );
     }
 }
 
@@ -113,7 +128,12 @@ fn window_truths_add_up_to_the_day_truth() {
         }
         assert_eq!(population, day.truth.population);
         assert_eq!(sample, day.truth.sample);
-        assert!(day.truth.windows.windows(2).all(|w| w[1].window_start.millis_since(w[0].window_start) == 900_000));
+        assert!(
+            day.truth
+                .windows
+                .windows(2)
+                .all(|w| w[1].window_start.millis_since(w[0].window_start) == 900_000)
+        );
     }
 }
 
@@ -157,7 +177,10 @@ fn staff_are_never_in_the_truth() {
     assert!(sightings.len() > 10_000);
     assert!(sightings.iter().all(|s| staff.contains(&s.device)));
     let truth = &days[0].truth;
-    assert_eq!(truth.population.entries + truth.population.passers_by + truth.population.door_in, 0);
+    assert_eq!(
+        truth.population.entries + truth.population.passers_by + truth.population.door_in,
+        0
+    );
     assert_eq!(truth.population.transactions, 0);
 }
 
@@ -167,7 +190,10 @@ fn staff_badges_are_the_same_for_every_seed() {
     let b = Simulator::new(spec(ProfileName::Mall, 2, 1));
     assert_eq!(a.layout().staff_devices, b.layout().staff_devices);
     assert_eq!(a.layout().staff_devices.len(), 4);
-    assert_eq!(a.layout().staff_devices[0], storefront_protocol::DeviceId(0x5354_4146_4600_0001));
+    assert_eq!(
+        a.layout().staff_devices[0],
+        storefront_protocol::DeviceId(0x5354_4146_4600_0001)
+    );
 }
 
 #[test]
@@ -194,8 +220,14 @@ fn with_mac_rotation_no_phone_id_lives_longer_than_twenty_minutes() {
 #[test]
 fn stable_ids_make_repeat_visits_visible_across_days() {
     let days = run(spec(ProfileName::Boutique, 10, 5));
-    assert_eq!(days[0].truth.population.repeat_visits, 0, "nobody has visited before day one");
-    let later: u64 = days[1..].iter().map(|d| d.truth.population.repeat_visits).sum();
+    assert_eq!(
+        days[0].truth.population.repeat_visits, 0,
+        "nobody has visited before day one"
+    );
+    let later: u64 = days[1..]
+        .iter()
+        .map(|d| d.truth.population.repeat_visits)
+        .sum();
     let entries: u64 = days[1..].iter().map(|d| d.truth.population.entries).sum();
     let rate = later as f64 / entries as f64;
     assert!((0.08..0.25).contains(&rate), "{rate}");
@@ -222,20 +254,38 @@ fn dst_days_have_all_their_windows() {
 }
 
 /// Checks a profile's first weekday against the figures it was designed for.
-fn check_realism(name: ProfileName, entries: std::ops::Range<u64>, conversion: std::ops::Range<f64>, bounce: std::ops::Range<f64>) {
+fn check_realism(
+    name: ProfileName,
+    entries: std::ops::Range<u64>,
+    conversion: std::ops::Range<f64>,
+    bounce: std::ops::Range<f64>,
+) {
     let day = run(spec(name, 21, 1)).remove(0);
     let p = &day.truth.population;
-    assert!(entries.contains(&p.entries), "{name}: {} entries", p.entries);
+    assert!(
+        entries.contains(&p.entries),
+        "{name}: {} entries",
+        p.entries
+    );
     let c = p.shopfront_conversion().unwrap();
     assert!(conversion.contains(&c), "{name}: conversion {c}");
     let b = p.bounce_rate().unwrap();
     assert!(bounce.contains(&b), "{name}: bounce {b}");
     let sales = p.sales_conversion().unwrap();
-    assert!((0.1..0.35).contains(&sales), "{name}: sales conversion {sales}");
+    assert!(
+        (0.1..0.35).contains(&sales),
+        "{name}: sales conversion {sales}"
+    );
     let median = p.median_visit_duration().unwrap();
-    assert!((150.0..900.0).contains(&median), "{name}: median visit {median}");
+    assert!(
+        (150.0..900.0).contains(&median),
+        "{name}: median visit {median}"
+    );
     let share = day.truth.sample.entries as f64 / p.entries as f64;
-    assert!((0.35..0.55).contains(&share), "{name}: device share {share}");
+    assert!(
+        (0.35..0.55).contains(&share),
+        "{name}: device share {share}"
+    );
     assert_eq!(p.capped, 0);
 }
 
@@ -248,14 +298,22 @@ fn boutique_sees_about_two_hundred_entries_a_weekday() {
 fn mall_store_sees_over_a_thousand_entries_and_eight_thousand_passers_by() {
     check_realism(ProfileName::Mall, 900..1500, 0.1..0.18, 0.2..0.4);
     let day = run(spec(ProfileName::Mall, 21, 1)).remove(0);
-    assert!((6500..10_000).contains(&day.truth.population.passers_by), "{}", day.truth.population.passers_by);
+    assert!(
+        (6500..10_000).contains(&day.truth.population.passers_by),
+        "{}",
+        day.truth.population.passers_by
+    );
 }
 
 #[test]
 fn street_store_converts_few_of_many_passers_by() {
     check_realism(ProfileName::Street, 250..500, 0.05..0.1, 0.25..0.45);
     let day = run(spec(ProfileName::Street, 21, 1)).remove(0);
-    assert!((4000..6500).contains(&day.truth.population.passers_by), "{}", day.truth.population.passers_by);
+    assert!(
+        (4000..6500).contains(&day.truth.population.passers_by),
+        "{}",
+        day.truth.population.passers_by
+    );
 }
 
 #[test]
@@ -274,14 +332,27 @@ fn layouts_keep_zones_distinguishable() {
                 assert!(pa.y >= 6.0, "{name}: {a} is {} m from the shopfront", pa.y);
                 // Every browsing spot lies inside the zone.
                 let r = profile.spot_radius_m;
-                assert!(zone.area.contains(Point::new(pa.x - r, pa.y - r)), "{name}: {a}");
-                assert!(zone.area.contains(Point::new(pa.x + r, pa.y + r)), "{name}: {a}");
+                assert!(
+                    zone.area.contains(Point::new(pa.x - r, pa.y - r)),
+                    "{name}: {a}"
+                );
+                assert!(
+                    zone.area.contains(Point::new(pa.x + r, pa.y + r)),
+                    "{name}: {a}"
+                );
             }
         }
         let plans: Vec<_> = profile.zone_plans.iter().map(|p| p.zone.clone()).collect();
-        assert!(plans.iter().all(|z| profile.in_store_zone_ids().contains(z)));
+        assert!(
+            plans
+                .iter()
+                .all(|z| profile.in_store_zone_ids().contains(z))
+        );
         assert!(profile.in_store_zone_ids().contains(&profile.checkout_zone));
-        assert_eq!(profile.layout.zones.iter().filter(|z| z.storefront).count(), 1);
+        assert_eq!(
+            profile.layout.zones.iter().filter(|z| z.storefront).count(),
+            1
+        );
         assert_eq!(profile.layout.door.y, 0.0);
     }
 }

@@ -98,9 +98,13 @@ impl TruthFunnel {
         self.transactions += other.transactions;
         self.door_in += other.door_in;
         self.repeat_visits += other.repeat_visits;
-        self.visit_durations_s.extend_from_slice(&other.visit_durations_s);
+        self.visit_durations_s
+            .extend_from_slice(&other.visit_durations_s);
         for (zone, dwells) in &other.zone_dwell_s {
-            self.zone_dwell_s.entry(zone.clone()).or_default().extend_from_slice(dwells);
+            self.zone_dwell_s
+                .entry(zone.clone())
+                .or_default()
+                .extend_from_slice(dwells);
         }
     }
 
@@ -143,7 +147,10 @@ impl TruthFunnel {
 /// Offset of `tz` from UTC at `t`, milliseconds.
 pub(crate) fn utc_offset_ms(tz: Tz, t_ms: i64) -> i64 {
     let utc = chrono::DateTime::from_timestamp_millis(t_ms).unwrap_or_default();
-    tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc() as i64 * 1000
+    tz.offset_from_utc_datetime(&utc.naive_utc())
+        .fix()
+        .local_minus_utc() as i64
+        * 1000
 }
 
 /// Start (UTC ms) of the window holding `t`, aligned to local time:
@@ -178,7 +185,13 @@ pub(crate) struct DayTruthBuilder {
 
 impl DayTruthBuilder {
     /// Windows from `day_start_ms` (local midnight) up to `day_end_ms` (next local midnight).
-    pub fn new(tz: Tz, params: TruthParams, zones: &[String], day_start_ms: i64, day_end_ms: i64) -> Self {
+    pub fn new(
+        tz: Tz,
+        params: TruthParams,
+        zones: &[String],
+        day_start_ms: i64,
+        day_end_ms: i64,
+    ) -> Self {
         let window_ms = i64::from(params.window_seconds.max(1)) * 1000;
         let mut starts = Vec::new();
         let mut t = day_start_ms;
@@ -258,10 +271,19 @@ impl DayTruthBuilder {
             .map(|(start, (p, s))| {
                 population.merge(&p);
                 sample.merge(&s);
-                TruthWindow { window_start: Timestamp(start), population: p, sample: s }
+                TruthWindow {
+                    window_start: Timestamp(start),
+                    population: p,
+                    sample: s,
+                }
             })
             .collect();
-        TruthDay { local_date, windows, population, sample }
+        TruthDay {
+            local_date,
+            windows,
+            population,
+            sample,
+        }
     }
 }
 
@@ -271,7 +293,10 @@ mod tests {
     use chrono::NaiveDate;
 
     fn local_midnight(tz: Tz, date: NaiveDate) -> i64 {
-        tz.from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap()).earliest().unwrap().timestamp_millis()
+        tz.from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap())
+            .earliest()
+            .unwrap()
+            .timestamp_millis()
     }
 
     #[test]
@@ -318,7 +343,9 @@ mod tests {
             bounces: 3,
             transactions: 2,
             repeat_visits: 1,
-            zone_dwell_s: [("apparel".to_owned(), vec![30.0; 4])].into_iter().collect(),
+            zone_dwell_s: [("apparel".to_owned(), vec![30.0; 4])]
+                .into_iter()
+                .collect(),
             ..TruthFunnel::default()
         };
         assert_eq!(f.shopfront_conversion(), Some(0.1));

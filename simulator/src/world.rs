@@ -35,7 +35,14 @@ pub struct SimulationSpec {
 impl SimulationSpec {
     /// A shipped profile with stable device ids and the default truth parameters.
     pub fn new(profile: Profile, seed: u64, days: u32, start_date: NaiveDate) -> SimulationSpec {
-        SimulationSpec { profile, seed, days, start_date, mac_rotation: false, truth: TruthParams::default() }
+        SimulationSpec {
+            profile,
+            seed,
+            days,
+            start_date,
+            mac_rotation: false,
+            truth: TruthParams::default(),
+        }
     }
 }
 
@@ -97,17 +104,21 @@ impl Simulator {
         let zone_areas = in_store.iter().map(|z| z.area).collect();
         let zone_centres = in_store
             .iter()
-            .map(|z| z.scanner_positions.first().copied().unwrap_or(Point::new(
-                (z.area.x0 + z.area.x1) / 2.0,
-                (z.area.y0 + z.area.y1) / 2.0,
-            )))
+            .map(|z| {
+                z.scanner_positions.first().copied().unwrap_or(Point::new(
+                    (z.area.x0 + z.area.x1) / 2.0,
+                    (z.area.y0 + z.area.y1) / 2.0,
+                ))
+            })
             .collect();
         let storefront_area = profile
             .layout
             .storefront()
             .map_or(Rect::new(-15.0, -6.0, 15.0, 0.0), |z| z.area);
         let total: f64 = profile.hourly_traffic.iter().sum();
-        let hourly = profile.hourly_traffic.map(|w| if total > 0.0 { w / total } else { 1.0 / 24.0 });
+        let hourly = profile
+            .hourly_traffic
+            .map(|w| if total > 0.0 { w / total } else { 1.0 / 24.0 });
         Simulator {
             radio: Radio::new(profile),
             rng: ChaCha8Rng::seed_from_u64(spec.seed),
@@ -136,7 +147,10 @@ impl Simulator {
         if self.day >= self.spec.days {
             return None;
         }
-        let date = self.spec.start_date.checked_add_days(chrono::Days::new(u64::from(self.day)))?;
+        let date = self
+            .spec
+            .start_date
+            .checked_add_days(chrono::Days::new(u64::from(self.day)))?;
         self.day += 1;
         Some(self.simulate_day(date))
     }
@@ -146,7 +160,8 @@ impl Simulator {
     }
 
     fn local_ms(&self, date: NaiveDate, minutes: u32) -> i64 {
-        let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default() + chrono::Duration::minutes(i64::from(minutes));
+        let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default()
+            + chrono::Duration::minutes(i64::from(minutes));
         let tz = self.tz();
         match tz.from_local_datetime(&naive).earliest() {
             Some(t) => t.timestamp_millis(),
@@ -165,8 +180,18 @@ impl Simulator {
         let (open_min, close_min) = self.spec.profile.opening_minutes[weekday];
         let open_ms = self.local_ms(date, open_min);
         let close_ms = self.local_ms(date, close_min);
-        let mut truth = DayTruthBuilder::new(self.tz(), self.spec.truth, &self.zone_ids, day_start, day_end);
-        let mut log = DayLog { events: Vec::new(), crossings: Vec::new(), sales: Vec::new() };
+        let mut truth = DayTruthBuilder::new(
+            self.tz(),
+            self.spec.truth,
+            &self.zone_ids,
+            day_start,
+            day_end,
+        );
+        let mut log = DayLog {
+            events: Vec::new(),
+            crossings: Vec::new(),
+            sales: Vec::new(),
+        };
         let today_first_customer = self.customers.len();
 
         for arrival in self.arrivals(day_start, day_end, weekday) {
@@ -175,7 +200,14 @@ impl Simulator {
                 && arrival < close_ms - 60_000
                 && self.rng.random::<f64>() < p.enter_probability;
             if enters {
-                self.shopper(date, day_start, arrival, today_first_customer, &mut truth, &mut log);
+                self.shopper(
+                    date,
+                    day_start,
+                    arrival,
+                    today_first_customer,
+                    &mut truth,
+                    &mut log,
+                );
             } else {
                 self.passer_by(day_start, day_end, arrival, &mut truth, &mut log);
             }
@@ -184,7 +216,11 @@ impl Simulator {
             self.staff_member(staff, day_start, open_ms, close_ms, &mut log);
         }
 
-        let DayLog { mut events, crossings, mut sales } = log;
+        let DayLog {
+            mut events,
+            crossings,
+            mut sales,
+        } = log;
         self.door_events(crossings, open_ms, close_ms, &mut events);
         sales.sort_by_key(|s| s.0);
         let day_label = date.format("%Y%m%d").to_string();
@@ -197,7 +233,11 @@ impl Simulator {
             }));
         }
         events.sort_by_key(Event::time);
-        SimulatedDay { date, events, truth: truth.finish(date.format("%Y-%m-%d").to_string()) }
+        SimulatedDay {
+            date,
+            events,
+            truth: truth.finish(date.format("%Y-%m-%d").to_string()),
+        }
     }
 
     /// Arrival times (UTC ms) at the shop of everyone walking by today, sorted: a
@@ -210,8 +250,11 @@ impl Simulator {
         let mut t = day_start;
         while t < day_end {
             let end = (t + 3_600_000).min(day_end);
-            let local = chrono::DateTime::from_timestamp_millis(t).unwrap_or_default().with_timezone(&tz);
-            let lambda = per_day * self.hourly[local.hour() as usize] * (end - t) as f64 / 3_600_000.0;
+            let local = chrono::DateTime::from_timestamp_millis(t)
+                .unwrap_or_default()
+                .with_timezone(&tz);
+            let lambda =
+                per_day * self.hourly[local.hour() as usize] * (end - t) as f64 / 3_600_000.0;
             let n = if lambda > 0.0 {
                 Poisson::new(lambda).map_or(0.0, |d| d.sample(&mut self.rng)) as u64
             } else {
@@ -229,7 +272,9 @@ impl Simulator {
     fn walk_speed(&mut self) -> f64 {
         let p = &self.spec.profile;
         let normal = Normal::new(p.walk_speed_mps, p.walk_speed_sd_mps.max(1e-6)).ok();
-        normal.map_or(p.walk_speed_mps, |n| n.sample(&mut self.rng)).clamp(0.8, 2.0)
+        normal
+            .map_or(p.walk_speed_mps, |n| n.sample(&mut self.rng))
+            .clamp(0.8, 2.0)
     }
 
     fn new_device(&mut self) -> Device {
@@ -261,7 +306,12 @@ impl Simulator {
             Identity::Stable(device.id)
         };
         let carry = self.rng.random::<f64>() * self.spec.profile.carry_loss_max_db;
-        Carrier { identity, tx_power_dbm: device.tx_power_dbm, tx_field: None, carry_loss_db: carry }
+        Carrier {
+            identity,
+            tx_power_dbm: device.tx_power_dbm,
+            tx_field: None,
+            carry_loss_db: carry,
+        }
     }
 
     /// A random browsing spot in in-store zone `z`, near its scanner.
@@ -300,7 +350,8 @@ impl Simulator {
     }
 
     fn lognormal(&mut self, median: f64, sigma: f64) -> f64 {
-        LogNormal::new(median.max(1e-3).ln(), sigma.max(1e-6)).map_or(median, |d| d.sample(&mut self.rng))
+        LogNormal::new(median.max(1e-3).ln(), sigma.max(1e-6))
+            .map_or(median, |d| d.sample(&mut self.rng))
     }
 
     fn zone_index(&self, id: &str) -> Option<usize> {
@@ -332,7 +383,10 @@ impl Simulator {
         // Approach along the street, turn into the door at `arrival`.
         let side = if self.rng.random::<bool>() { 1.0 } else { -1.0 };
         let lane = self.rng.random_range(near..far);
-        let start = Point::new(door.x + side * half * self.rng.random_range(0.5..1.0), -lane);
+        let start = Point::new(
+            door.x + side * half * self.rng.random_range(0.5..1.0),
+            -lane,
+        );
         let turn = Point::new(door.x + side * 1.5, -lane);
         let approach = (start.distance(turn) + turn.distance(door)) / speed;
         let t_enter = (arrival - origin) as f64 / 1000.0;
@@ -353,12 +407,16 @@ impl Simulator {
         } else {
             let plans = self.spec.profile.zone_plans.clone();
             for (i, plan) in plans.iter().enumerate() {
-                let Some(z) = self.zone_index(&plan.zone) else { continue };
+                let Some(z) = self.zone_index(&plan.zone) else {
+                    continue;
+                };
                 let forced = i == 0 || (buys && Some(z) == checkout);
                 if !forced && self.rng.random::<f64>() >= plan.visit_probability {
                     continue;
                 }
-                let dwell = self.lognormal(plan.dwell_median_s, plan.dwell_sigma).clamp(if i == 0 { 20.0 } else { 15.0 }, 2400.0);
+                let dwell = self
+                    .lognormal(plan.dwell_median_s, plan.dwell_sigma)
+                    .clamp(if i == 0 { 20.0 } else { 15.0 }, 2400.0);
                 let begin = path.now();
                 self.browse(&mut path, z, dwell);
                 if Some(z) == checkout {
@@ -391,7 +449,13 @@ impl Simulator {
         let side = if self.rng.random::<bool>() { 1.0 } else { -1.0 };
         let lane = self.rng.random_range(near..far);
         path.walk_to(Point::new(door.x + side * 1.5, -lane), speed);
-        path.walk_to(Point::new(door.x + side * half * self.rng.random_range(0.5..1.0), -lane), speed);
+        path.walk_to(
+            Point::new(
+                door.x + side * half * self.rng.random_range(0.5..1.0),
+                -lane,
+            ),
+            speed,
+        );
 
         // Truth of the visit.
         let params = self.spec.truth;
@@ -427,18 +491,29 @@ impl Simulator {
             sampled,
         });
         log.crossings.push((start_ms, true));
-        log.crossings.push((origin + (t_exit * 1000.0).round() as i64, false));
+        log.crossings
+            .push((origin + (t_exit * 1000.0).round() as i64, false));
         if buys {
             if let Some((begin, end)) = pay_window {
-                let before_leaving = self.rng.random_range(5.0..((end - begin) / 2.0).clamp(6.0, 40.0));
+                let before_leaving = self
+                    .rng
+                    .random_range(5.0..((end - begin) / 2.0).clamp(6.0, 40.0));
                 let t = (end - before_leaving).max(begin);
-                let amount = self.lognormal(self.spec.profile.basket_median_minor, self.spec.profile.basket_sigma);
-                log.sales.push((origin + (t * 1000.0).round() as i64, amount.round().max(100.0) as i64, sampled));
+                let amount = self.lognormal(
+                    self.spec.profile.basket_median_minor,
+                    self.spec.profile.basket_sigma,
+                );
+                log.sales.push((
+                    origin + (t * 1000.0).round() as i64,
+                    amount.round().max(100.0) as i64,
+                    sampled,
+                ));
             }
         }
         if let Some(device) = device {
             let carrier = self.carrier(&device);
-            self.radio.emit(&path, &carrier, origin, &mut self.rng, &mut log.events);
+            self.radio
+                .emit(&path, &carrier, origin, &mut self.rng, &mut log.events);
         }
     }
 
@@ -452,16 +527,32 @@ impl Simulator {
                 }
             }
         }
-        let device = (self.rng.random::<f64>() < self.spec.profile.device_share).then(|| self.new_device());
-        self.customers.push(Customer { device, visits: Vec::new() });
+        let device =
+            (self.rng.random::<f64>() < self.spec.profile.device_share).then(|| self.new_device());
+        self.customers.push(Customer {
+            device,
+            visits: Vec::new(),
+        });
         self.customers.len() - 1
     }
 
     /// Someone walking past (passing the shop's centre at `arrival`), maybe stopping at the
     /// window.
-    fn passer_by(&mut self, origin: i64, day_end: i64, arrival: i64, truth: &mut DayTruthBuilder, log: &mut DayLog) {
+    fn passer_by(
+        &mut self,
+        origin: i64,
+        day_end: i64,
+        arrival: i64,
+        truth: &mut DayTruthBuilder,
+        log: &mut DayLog,
+    ) {
         let p = &self.spec.profile;
-        let (half, near, far, window_share) = (p.walk_half_length_m, p.lane_near_m, p.lane_far_m, p.window_shopper_share);
+        let (half, near, far, window_share) = (
+            p.walk_half_length_m,
+            p.lane_near_m,
+            p.lane_far_m,
+            p.window_shopper_share,
+        );
         let door = p.layout.door;
         let area = self.storefront_area;
         let centre = (area.x0 + area.x1) / 2.0;
@@ -485,18 +576,31 @@ impl Simulator {
         if path.start() < 0.0 || origin + (path.now() * 1000.0) as i64 >= day_end {
             return;
         }
-        let Some(t_pass) = path.first_time_in(&area) else { return };
-        let device = (self.rng.random::<f64>() < self.spec.profile.device_share).then(|| self.new_device());
+        let Some(t_pass) = path.first_time_in(&area) else {
+            return;
+        };
+        let device =
+            (self.rng.random::<f64>() < self.spec.profile.device_share).then(|| self.new_device());
         truth.pass(origin + (t_pass * 1000.0).round() as i64, device.is_some());
         if let Some(device) = device {
             let carrier = self.carrier(&device);
-            self.radio.emit(&path, &carrier, origin, &mut self.rng, &mut log.events);
+            self.radio
+                .emit(&path, &carrier, origin, &mut self.rng, &mut log.events);
         }
     }
 
     /// A staff member: in before opening, moving between zones all day, out after closing.
-    fn staff_member(&mut self, n: usize, origin: i64, open_ms: i64, close_ms: i64, log: &mut DayLog) {
-        let Some(&badge) = self.spec.profile.layout.staff_devices.get(n) else { return };
+    fn staff_member(
+        &mut self,
+        n: usize,
+        origin: i64,
+        open_ms: i64,
+        close_ms: i64,
+        log: &mut DayLog,
+    ) {
+        let Some(&badge) = self.spec.profile.layout.staff_devices.get(n) else {
+            return;
+        };
         let door = self.spec.profile.layout.door;
         let speed = self.walk_speed();
         let in_speed = self.spec.profile.store_speed_mps;
@@ -506,30 +610,49 @@ impl Simulator {
         let mut path = Path::new(arrive - start.distance(door) / speed, start);
         path.walk_to(door, speed);
         let t_in = path.now();
-        let checkout = self.zone_index(&self.spec.profile.checkout_zone.clone()).unwrap_or(0);
+        let checkout = self
+            .zone_index(&self.spec.profile.checkout_zone.clone())
+            .unwrap_or(0);
         let zones = self.zone_ids.len().max(1);
         while path.now() < leave {
-            let z = if self.rng.random::<f64>() < 0.4 { checkout } else { self.rng.random_range(0..zones) };
-            let dwell = self.lognormal(300.0, 0.7).clamp(30.0, 3600.0).min(leave - path.now() + 1.0);
+            let z = if self.rng.random::<f64>() < 0.4 {
+                checkout
+            } else {
+                self.rng.random_range(0..zones)
+            };
+            let dwell = self
+                .lognormal(300.0, 0.7)
+                .clamp(30.0, 3600.0)
+                .min(leave - path.now() + 1.0);
             self.browse(&mut path, z, dwell);
         }
         path.walk_to(door, in_speed);
         let t_out = path.now();
         path.walk_to(start, speed);
         log.crossings.push((origin + (t_in * 1000.0) as i64, true));
-        log.crossings.push((origin + (t_out * 1000.0) as i64, false));
+        log.crossings
+            .push((origin + (t_out * 1000.0) as i64, false));
         let carrier = Carrier {
             identity: Identity::Stable(badge),
             tx_power_dbm: -59.0,
             tx_field: Some(-59),
             carry_loss_db: 0.0,
         };
-        self.radio.emit(&path, &carrier, origin, &mut self.rng, &mut log.events);
+        self.radio
+            .emit(&path, &carrier, origin, &mut self.rng, &mut log.events);
     }
 
     /// The footfall sensor's per-minute counts, with its misses.
-    fn door_events(&mut self, crossings: Vec<(i64, bool)>, open_ms: i64, close_ms: i64, events: &mut Vec<Event>) {
-        let Some(sensor) = self.spec.profile.layout.door_sensor.clone() else { return };
+    fn door_events(
+        &mut self,
+        crossings: Vec<(i64, bool)>,
+        open_ms: i64,
+        close_ms: i64,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(sensor) = self.spec.profile.layout.door_sensor.clone() else {
+            return;
+        };
         let interval = self.spec.profile.door_interval_s.max(1) * 1000;
         let mut bins: BTreeMap<i64, (u32, u32)> = BTreeMap::new();
         let mut t = (open_ms - 1_800_000).div_euclid(interval) * interval;
@@ -573,8 +696,13 @@ mod tests {
             let mut sim = Simulator::new(SimulationSpec::new(Profile::named(name), 3, 1, start));
             let day_start = sim.local_ms(start, 0);
             let day_end = sim.local_ms(start.succ_opt().unwrap(), 0);
-            let mut truth = DayTruthBuilder::new(sim.tz(), sim.spec.truth, &sim.zone_ids, day_start, day_end);
-            let mut log = DayLog { events: Vec::new(), crossings: Vec::new(), sales: Vec::new() };
+            let mut truth =
+                DayTruthBuilder::new(sim.tz(), sim.spec.truth, &sim.zone_ids, day_start, day_end);
+            let mut log = DayLog {
+                events: Vec::new(),
+                crossings: Vec::new(),
+                sales: Vec::new(),
+            };
             for i in 0..200 {
                 let arrival = day_start + 12 * 3_600_000 + i * 10_000;
                 sim.shopper(start, day_start, arrival, 0, &mut truth, &mut log);
@@ -582,8 +710,15 @@ mod tests {
             assert_eq!(truth.visits.len(), 200);
             for v in &truth.visits {
                 let total: f64 = v.zone_dwell_s.values().sum();
-                assert!((total - v.duration_s).abs() < 1e-6, "{name}: {total} vs {}", v.duration_s);
-                assert!(v.zone_dwell_s.contains_key("entrance"), "{name}: every visit crosses the entrance");
+                assert!(
+                    (total - v.duration_s).abs() < 1e-6,
+                    "{name}: {total} vs {}",
+                    v.duration_s
+                );
+                assert!(
+                    v.zone_dwell_s.contains_key("entrance"),
+                    "{name}: every visit crosses the entrance"
+                );
             }
             // Every visit enters and leaves through the door.
             assert_eq!(log.crossings.len(), 400);
@@ -593,7 +728,12 @@ mod tests {
     #[test]
     fn browsing_spots_lie_in_their_zone() {
         let start = NaiveDate::from_ymd_opt(2025, 11, 24).unwrap();
-        let mut sim = Simulator::new(SimulationSpec::new(Profile::named(ProfileName::Mall), 3, 1, start));
+        let mut sim = Simulator::new(SimulationSpec::new(
+            Profile::named(ProfileName::Mall),
+            3,
+            1,
+            start,
+        ));
         for z in 0..sim.zone_ids.len() {
             for _ in 0..500 {
                 let p = sim.spot(z);
