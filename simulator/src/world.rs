@@ -424,8 +424,9 @@ impl Simulator {
                 }
                 last_zone = Some(z);
             }
-            // Whoever came to shop stays at least a couple of minutes (a few leave sooner).
-            let least = self.rng.random_range(100.0..200.0);
+            // Whoever came to shop stays over two minutes: bounces (≤ ~110 s) and visits (≥ 130 s)
+            // stay apart by more than any presence-detection lag.
+            let least = self.rng.random_range(130.0..220.0);
             if path.now() - t_enter < least {
                 path.stay(least - (path.now() - t_enter));
                 if let (Some((begin, _)), true) = (pay_window, last_zone == checkout) {
