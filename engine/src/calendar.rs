@@ -15,7 +15,10 @@ pub struct Calendar {
 
 impl Calendar {
     pub fn new(tz: Tz, window_seconds: u32) -> Self {
-        Calendar { tz, window_ms: i64::from(window_seconds.max(1)) * 1000 }
+        Calendar {
+            tz,
+            window_ms: i64::from(window_seconds.max(1)) * 1000,
+        }
     }
 
     pub fn window_ms(&self) -> i64 {
@@ -25,7 +28,14 @@ impl Calendar {
     /// UTC offset in force at `t`, milliseconds.
     fn offset_ms(&self, t: Timestamp) -> i64 {
         match chrono::DateTime::from_timestamp_millis(t.millis()) {
-            Some(utc) => i64::from(self.tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc()) * 1000,
+            Some(utc) => {
+                i64::from(
+                    self.tz
+                        .offset_from_utc_datetime(&utc.naive_utc())
+                        .fix()
+                        .local_minus_utc(),
+                ) * 1000
+            }
             None => 0,
         }
     }
@@ -40,7 +50,11 @@ impl Calendar {
     pub fn next_window(&self, start: Timestamp) -> Timestamp {
         let next = self.window_start(start.plus_millis(self.window_ms));
         // A DST shift smaller than a window could map back into this window; never stall.
-        if next <= start { start.plus_millis(self.window_ms) } else { next }
+        if next <= start {
+            start.plus_millis(self.window_ms)
+        } else {
+            next
+        }
     }
 
     /// Local calendar date at `t`.
@@ -102,33 +116,58 @@ mod tests {
     }
 
     fn utc(s: &str) -> Timestamp {
-        Timestamp(chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis())
+        Timestamp(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis(),
+        )
     }
 
     #[test]
     fn windows_align_to_local_quarter_hours() {
         let cal = Calendar::new(chrono_tz::Asia::Kolkata, 900);
         // 10:07 IST = 04:37 UTC; window starts 10:00 IST = 04:30 UTC
-        assert_eq!(cal.window_start(utc("2026-03-02T04:37:10Z")), utc("2026-03-02T04:30:00Z"));
+        assert_eq!(
+            cal.window_start(utc("2026-03-02T04:37:10Z")),
+            utc("2026-03-02T04:30:00Z")
+        );
         let hourly = Calendar::new(chrono_tz::Asia::Kolkata, 3600);
-        assert_eq!(hourly.window_start(utc("2026-03-02T04:37:10Z")), utc("2026-03-02T04:30:00Z"));
+        assert_eq!(
+            hourly.window_start(utc("2026-03-02T04:37:10Z")),
+            utc("2026-03-02T04:30:00Z")
+        );
     }
 
     #[test]
     fn dst_days_have_92_and_100_windows() {
         let cal = paris();
-        assert_eq!(cal.windows_in_day(NaiveDate::from_ymd_opt(2026, 3, 29).unwrap()), 92);
-        assert_eq!(cal.windows_in_day(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap()), 100);
-        assert_eq!(cal.windows_in_day(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()), 96);
+        assert_eq!(
+            cal.windows_in_day(NaiveDate::from_ymd_opt(2026, 3, 29).unwrap()),
+            92
+        );
+        assert_eq!(
+            cal.windows_in_day(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap()),
+            100
+        );
+        assert_eq!(
+            cal.windows_in_day(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()),
+            96
+        );
     }
 
     #[test]
     fn local_date_and_hour_follow_the_offset() {
         let cal = paris();
         let t = utc("2026-11-22T23:30:00Z"); // 00:30 in Paris, next day
-        assert_eq!(cal.local_date(t), NaiveDate::from_ymd_opt(2026, 11, 23).unwrap());
+        assert_eq!(
+            cal.local_date(t),
+            NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
+        );
         assert_eq!(cal.local_hour(t), 0);
-        assert_eq!(cal.day_start(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()), utc("2026-11-22T23:00:00Z"));
+        assert_eq!(
+            cal.day_start(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()),
+            utc("2026-11-22T23:00:00Z")
+        );
     }
 
     #[test]

@@ -120,14 +120,20 @@ impl DeviceState {
             .filter(|(z, zp)| zp.present && p.zones[*z as usize].in_store)
             .max_by_key(|(z, zp)| {
                 let fresh = now - zp.last_reading < p.smoothing_ms;
-                let strength = if fresh { zp.smoothed_x2.unwrap_or(i16::MIN) } else { i16::MIN };
+                let strength = if fresh {
+                    zp.smoothed_x2.unwrap_or(i16::MIN)
+                } else {
+                    i16::MIN
+                };
                 (strength, std::cmp::Reverse(*z))
             })
             .map(|(z, _)| *z)
     }
 
     fn any_present_in_store(&self, p: &Params) -> bool {
-        self.zones.iter().any(|(z, zp)| zp.present && p.zones[*z as usize].in_store)
+        self.zones
+            .iter()
+            .any(|(z, zp)| zp.present && p.zones[*z as usize].in_store)
     }
 
     /// Applies every rule that fires by the passing of time alone. Safe to call at any time
@@ -176,31 +182,55 @@ impl DeviceState {
     }
 
     fn close_visit(&mut self, capped: bool, p: &Params, sink: &mut impl Sink) {
-        let Some(mut visit) = self.visit.take() else { return };
+        let Some(mut visit) = self.visit.take() else {
+            return;
+        };
         let mut duration_ms = visit.last_presence - visit.start;
         if capped || duration_ms > p.visit_max_ms {
             // Closed at the cap: trim the excess from the latest zones back.
             let mut excess = duration_ms - p.visit_max_ms;
             duration_ms = p.visit_max_ms;
             let current = visit.current_zone as usize;
-            let order = std::iter::once(current).chain((0..visit.dwell_ms.len()).filter(|z| *z != current));
+            let order =
+                std::iter::once(current).chain((0..visit.dwell_ms.len()).filter(|z| *z != current));
             for z in order {
                 let cut = excess.min(visit.dwell_ms[z]);
                 visit.dwell_ms[z] -= cut;
                 excess -= cut;
             }
             self.capped_until = Some(visit.last_presence);
-            sink.visit_closed(VisitRecord { start: visit.start, duration_ms, capped: true, dwell_ms: visit.dwell_ms });
+            sink.visit_closed(VisitRecord {
+                start: visit.start,
+                duration_ms,
+                capped: true,
+                dwell_ms: visit.dwell_ms,
+            });
         } else {
-            sink.visit_closed(VisitRecord { start: visit.start, duration_ms, capped: false, dwell_ms: visit.dwell_ms });
+            sink.visit_closed(VisitRecord {
+                start: visit.start,
+                duration_ms,
+                capped: false,
+                dwell_ms: visit.dwell_ms,
+            });
         }
     }
 
     /// One sighting at or above the detection threshold, in time order for this device.
-    pub fn on_reading(&mut self, now: i64, scanner: u16, zone: u8, rssi: i8, p: &Params, sink: &mut impl Sink) {
+    pub fn on_reading(
+        &mut self,
+        now: i64,
+        scanner: u16,
+        zone: u8,
+        rssi: i8,
+        p: &Params,
+        sink: &mut impl Sink,
+    ) {
         self.expire(now, p, sink);
         if self.pass.is_none() {
-            self.pass = Some(Pass { start: now, entered: false });
+            self.pass = Some(Pass {
+                start: now,
+                entered: false,
+            });
             sink.pass_opened(now);
         }
         self.last_heard = now;
@@ -228,12 +258,16 @@ impl DeviceState {
             .tracks
             .iter()
             .filter(|t| t.zone == zone && t.scanner != scanner)
-            .filter(|t| t.last_time().is_some_and(|last| i64::from(offset) - i64::from(last) < p.smoothing_ms))
+            .filter(|t| {
+                t.last_time()
+                    .is_some_and(|last| i64::from(offset) - i64::from(last) < p.smoothing_ms)
+            })
             .filter_map(|t| t.median_x2(p.min_samples))
             .fold(median, |best, m| Some(best.map_or(m, |b| b.max(m))));
 
         let zp_params = &p.zones[zone as usize];
-        let (enter_x2, exit_x2, in_store) = (zp_params.enter_x2, zp_params.exit_x2, zp_params.in_store);
+        let (enter_x2, exit_x2, in_store) =
+            (zp_params.enter_x2, zp_params.exit_x2, zp_params.in_store);
         let zp = self.zone_mut(zone);
         zp.last_reading = now;
         zp.smoothed_x2 = smoothed;
@@ -261,7 +295,9 @@ impl DeviceState {
             visit.unconfirmed_ms += now - visit.last_instore_reading;
             visit.last_instore_reading = now;
         }
-        let Some(strongest) = self.strongest_present_in_store(now, p) else { return };
+        let Some(strongest) = self.strongest_present_in_store(now, p) else {
+            return;
+        };
         if let Some(until) = &mut self.capped_until {
             *until = now;
             return;
@@ -300,7 +336,10 @@ impl DeviceState {
 
     /// True when nothing about this device can change any figure any more.
     pub fn is_idle(&self) -> bool {
-        self.pass.is_none() && self.visit.is_none() && self.capped_until.is_none() && self.zones.iter().all(|(_, z)| !z.present)
+        self.pass.is_none()
+            && self.visit.is_none()
+            && self.capped_until.is_none()
+            && self.zones.iter().all(|(_, z)| !z.present)
     }
 
     /// True while the device is present in an in-store zone (for live occupancy).

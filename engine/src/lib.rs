@@ -55,9 +55,22 @@ struct Pending {
 
 #[derive(Clone, Debug)]
 enum PendingKind {
-    Sighting { scanner: u16, zone: u8, device: DeviceId, rssi: i8, stable: bool },
-    Door { sensor: u16, record: Option<Box<str>>, count: DoorCount },
-    Transaction { id: Box<str>, amount_minor: Option<i64> },
+    Sighting {
+        scanner: u16,
+        zone: u8,
+        device: DeviceId,
+        rssi: i8,
+        stable: bool,
+    },
+    Door {
+        sensor: u16,
+        record: Option<Box<str>>,
+        count: DoorCount,
+    },
+    Transaction {
+        id: Box<str>,
+        amount_minor: Option<i64>,
+    },
 }
 
 /// What device state machines report; applied to windows by the engine.
@@ -86,7 +99,11 @@ struct OutcomeSink<'a> {
 
 impl OutcomeSink<'_> {
     fn push(&mut self, outcome: Outcome) {
-        self.out.push(DeviceOutcome { device: self.device, stable: self.stable, outcome });
+        self.out.push(DeviceOutcome {
+            device: self.device,
+            stable: self.stable,
+            outcome,
+        });
     }
 }
 
@@ -206,8 +223,12 @@ impl Engine {
             visit_max_ms: th.visit_max_ms,
             zones,
         };
-        let door_sensors: FxHashMap<String, u16> =
-            config.door_sensors.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect();
+        let door_sensors: FxHashMap<String, u16> = config
+            .door_sensors
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i as u16))
+            .collect();
         Engine {
             calendar: Calendar::new(config.timezone, th.window_seconds),
             params,
@@ -261,7 +282,9 @@ impl Engine {
                 }
                 self.max_seen = self.max_seen.max(pending.t);
                 self.buffer.push_back(pending);
-                let release_to = self.max_seen.saturating_sub(self.config.thresholds.max_event_delay_ms);
+                let release_to = self
+                    .max_seen
+                    .saturating_sub(self.config.thresholds.max_event_delay_ms);
                 if release_to >= self.next_release || self.buffer.len() >= MAX_BUFFERED {
                     self.release(release_to);
                 }
@@ -283,7 +306,10 @@ impl Engine {
         }
         let kind = match event {
             Event::Sighting(s) => {
-                let &(scanner, zone) = self.scanners.get(s.scanner.as_str()).ok_or(RejectReason::UnknownScanner)?;
+                let &(scanner, zone) = self
+                    .scanners
+                    .get(s.scanner.as_str())
+                    .ok_or(RejectReason::UnknownScanner)?;
                 if !(-127..=20).contains(&s.rssi) {
                     return Err(RejectReason::RssiOutOfRange);
                 }
@@ -296,10 +322,20 @@ impl Engine {
                 }
             }
             Event::Door(d) => {
-                let &sensor = self.door_sensors.get(d.sensor.as_str()).ok_or(RejectReason::UnknownDoorSensor)?;
-                PendingKind::Door { sensor, record: d.record.as_deref().map(Box::from), count: d.count }
+                let &sensor = self
+                    .door_sensors
+                    .get(d.sensor.as_str())
+                    .ok_or(RejectReason::UnknownDoorSensor)?;
+                PendingKind::Door {
+                    sensor,
+                    record: d.record.as_deref().map(Box::from),
+                    count: d.count,
+                }
             }
-            Event::Transaction(x) => PendingKind::Transaction { id: Box::from(x.id.as_str()), amount_minor: x.amount_minor },
+            Event::Transaction(x) => PendingKind::Transaction {
+                id: Box::from(x.id.as_str()),
+                amount_minor: x.amount_minor,
+            },
         };
         Ok(Pending { t, kind })
     }
@@ -308,18 +344,20 @@ impl Engine {
     /// processes what is buffered before it, ends what timed out and finalises windows.
     /// Safe to call spuriously.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let release_to = now.millis().saturating_sub(self.config.thresholds.max_event_delay_ms);
+        let release_to = now
+            .millis()
+            .saturating_sub(self.config.thresholds.max_event_delay_ms);
         self.release(release_to);
     }
 
     /// When [`Engine::handle_timeout`] next has work to do (the next sweep), if anything is
     /// being tracked.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        if self.next_window.is_none() {
-            return None;
-        }
+        self.next_window?;
         let next = self.next_sweep.max(self.next_release);
-        Some(Timestamp(next.saturating_add(self.config.thresholds.max_event_delay_ms)))
+        Some(Timestamp(
+            next.saturating_add(self.config.thresholds.max_event_delay_ms),
+        ))
     }
 
     /// Ends the stream: processes everything buffered and lets time run on until every visit
@@ -327,7 +365,10 @@ impl Engine {
     pub fn finish(&mut self, until: Timestamp) {
         let th = &self.config.thresholds;
         let settle = th.visit_gap_ms + th.presence_timeout_ms + self.finality_slack_ms();
-        let target = until.millis().max(self.max_seen.saturating_add(settle)).saturating_add(self.finality_slack_ms());
+        let target = until
+            .millis()
+            .max(self.max_seen.saturating_add(settle))
+            .saturating_add(self.finality_slack_ms());
         self.release(self.max_seen);
         self.release(target);
         self.sweep();
@@ -345,12 +386,19 @@ impl Engine {
 
     /// Windows not final yet, with what is known so far (closed visits and passes only).
     pub fn provisional_windows(&self) -> Vec<WindowSummary> {
-        self.windows.iter().map(|(&start, acc)| self.summary(start, acc.funnel.clone())).collect()
+        self.windows
+            .iter()
+            .map(|(&start, acc)| self.summary(start, acc.funnel.clone()))
+            .collect()
     }
 
     pub fn live(&self) -> LiveStatus {
         LiveStatus {
-            devices_in_store: self.devices.values().filter(|d| d.in_store(&self.params)).count(),
+            devices_in_store: self
+                .devices
+                .values()
+                .filter(|d| d.in_store(&self.params))
+                .count(),
             tracked_devices: self.devices.len(),
             buffered_events: self.buffer.len(),
         }
@@ -380,6 +428,10 @@ impl Engine {
             let pending = self.buffer.pop_front().expect("front exists");
             self.process(pending);
         }
+        // Give back what a burst took: a gateway has little memory to spare.
+        if self.buffer.capacity() > 4 * self.buffer.len() + 4096 {
+            self.buffer.shrink_to(2 * self.buffer.len());
+        }
         self.advance_clock(self.watermark);
         self.next_release = self.watermark.saturating_add(RELEASE_STEP_MS);
     }
@@ -401,11 +453,19 @@ impl Engine {
             Some(next) => next,
             None => {
                 let date = self.calendar.local_date(Timestamp(t));
-                self.calendar.window_start(self.calendar.day_start(date)).millis()
+                self.calendar
+                    .window_start(self.calendar.day_start(date))
+                    .millis()
             }
         };
         while next <= t {
-            self.windows.insert(next, WindowAcc { funnel: self.empty_funnel(), pending: 0 });
+            self.windows.insert(
+                next,
+                WindowAcc {
+                    funnel: self.empty_funnel(),
+                    pending: 0,
+                },
+            );
             next = self.calendar.next_window(Timestamp(next)).millis();
         }
         self.next_window = Some(next);
@@ -416,7 +476,11 @@ impl Engine {
             door_in: (!self.config.door_sensors.is_empty()).then_some(0),
             door_out: (!self.config.door_sensors.is_empty()).then_some(0),
             repeat: self.config.repeat_measurable.then(RepeatCounts::default),
-            zones: self.in_store_zones.iter().map(|(_, id)| (id.clone(), ZoneSummary::default())).collect(),
+            zones: self
+                .in_store_zones
+                .iter()
+                .map(|(_, id)| (id.clone(), ZoneSummary::default()))
+                .collect(),
             ..Funnel::default()
         }
     }
@@ -428,7 +492,15 @@ impl Engine {
         let params = &self.params;
         self.devices.retain(|&device, state| {
             let stable = state.stable_address;
-            state.expire(now, params, &mut OutcomeSink { device, stable, out: &mut outcomes });
+            state.expire(
+                now,
+                params,
+                &mut OutcomeSink {
+                    device,
+                    stable,
+                    out: &mut outcomes,
+                },
+            );
             !state.is_idle()
         });
         self.apply_outcomes(&mut outcomes);
@@ -437,7 +509,12 @@ impl Engine {
     }
 
     fn apply_outcomes(&mut self, outcomes: &mut Vec<DeviceOutcome>) {
-        for DeviceOutcome { device, stable, outcome } in outcomes.drain(..) {
+        for DeviceOutcome {
+            device,
+            stable,
+            outcome,
+        } in outcomes.drain(..)
+        {
             self.apply(device, stable, outcome);
         }
     }
@@ -448,7 +525,13 @@ impl Engine {
             self.advance_clock(t);
         }
         match pending.kind {
-            PendingKind::Sighting { scanner, zone, device, rssi, stable } => {
+            PendingKind::Sighting {
+                scanner,
+                zone,
+                device,
+                rssi,
+                stable,
+            } => {
                 if i16::from(rssi) < self.config.thresholds.detect_rssi_dbm {
                     self.stats.below_detect += 1;
                     return;
@@ -458,14 +541,27 @@ impl Engine {
                     return;
                 }
                 let mut outcomes = std::mem::take(&mut self.outcomes);
-                let state = self.devices.entry(device).or_insert_with(|| DeviceState::new(t, stable));
-                let mut sink = OutcomeSink { device, stable: state.stable_address, out: &mut outcomes };
+                let state = self
+                    .devices
+                    .entry(device)
+                    .or_insert_with(|| DeviceState::new(t, stable));
+                let mut sink = OutcomeSink {
+                    device,
+                    stable: state.stable_address,
+                    out: &mut outcomes,
+                };
                 state.on_reading(t, scanner, zone, rssi, &self.params, &mut sink);
                 self.apply_outcomes(&mut outcomes);
                 self.outcomes = outcomes;
             }
-            PendingKind::Door { sensor, record, count } => self.count_door(t, sensor, record, count),
-            PendingKind::Transaction { id, amount_minor } => self.count_transaction(t, id, amount_minor),
+            PendingKind::Door {
+                sensor,
+                record,
+                count,
+            } => self.count_door(t, sensor, record, count),
+            PendingKind::Transaction { id, amount_minor } => {
+                self.count_transaction(t, id, amount_minor)
+            }
         }
     }
 
@@ -496,8 +592,15 @@ impl Engine {
         let repeat = (self.config.repeat_measurable && stable).then(|| {
             let day = self.calendar.local_day_number(Timestamp(visit.start));
             let lookback = th.repeat_lookback_days as i32;
-            let entry = self.history.entry(device).or_insert(VisitDays { last_day: day, previous_day: None });
-            let earlier = if entry.last_day == day { entry.previous_day } else { Some(entry.last_day) };
+            let entry = self.history.entry(device).or_insert(VisitDays {
+                last_day: day,
+                previous_day: None,
+            });
+            let earlier = if entry.last_day == day {
+                entry.previous_day
+            } else {
+                Some(entry.last_day)
+            };
             if entry.last_day != day {
                 entry.previous_day = Some(entry.last_day);
                 entry.last_day = day;
@@ -506,7 +609,9 @@ impl Engine {
         });
         let (bounce_ms, zone_min_ms) = (th.bounce_ms, th.zone_min_dwell_ms);
         let in_store_zones = self.in_store_zones.clone();
-        let Some(w) = self.window_mut(visit.start) else { return };
+        let Some(w) = self.window_mut(visit.start) else {
+            return;
+        };
         w.pending = w.pending.saturating_sub(1);
         let f = &mut w.funnel;
         f.entries += 1;
@@ -535,17 +640,28 @@ impl Engine {
                 return;
             }
             state.record_order.push_back((t, record));
-            while state.record_order.front().is_some_and(|(rt, _)| t - rt > 2 * 86_400_000) {
+            while state
+                .record_order
+                .front()
+                .is_some_and(|(rt, _)| t - rt > 2 * 86_400_000)
+            {
                 if let Some((_, old)) = state.record_order.pop_front() {
                     state.records.remove(&old);
                 }
             }
         }
         let (entered, exited) = match count {
-            DoorCount::Crossing { direction: DoorDirection::In } => (1, 0),
-            DoorCount::Crossing { direction: DoorDirection::Out } => (0, 1),
+            DoorCount::Crossing {
+                direction: DoorDirection::In,
+            } => (1, 0),
+            DoorCount::Crossing {
+                direction: DoorDirection::Out,
+            } => (0, 1),
             DoorCount::Interval { entered, exited } => (u64::from(entered), u64::from(exited)),
-            DoorCount::Cumulative { in_total, out_total } => {
+            DoorCount::Cumulative {
+                in_total,
+                out_total,
+            } => {
                 let previous = state.last_totals.replace((in_total, out_total));
                 match previous {
                     // The first register read is a baseline: what came before it is unknown.
@@ -553,8 +669,16 @@ impl Engine {
                     // "a register that goes down means a sensor reset, not negative traffic":
                     // it counted up from zero since the reset.
                     Some((pin, pout)) => (
-                        if in_total >= pin { in_total - pin } else { in_total },
-                        if out_total >= pout { out_total - pout } else { out_total },
+                        if in_total >= pin {
+                            in_total - pin
+                        } else {
+                            in_total
+                        },
+                        if out_total >= pout {
+                            out_total - pout
+                        } else {
+                            out_total
+                        },
                     ),
                 }
             }
@@ -572,7 +696,11 @@ impl Engine {
         }
         self.transaction_order.push_back((t, id));
         // POS ids are kept a week: re-sends come within minutes, ids may recycle after months.
-        while self.transaction_order.front().is_some_and(|(xt, _)| t - xt > 7 * 86_400_000) {
+        while self
+            .transaction_order
+            .front()
+            .is_some_and(|(xt, _)| t - xt > 7 * 86_400_000)
+        {
             if let Some((_, old)) = self.transaction_order.pop_front() {
                 self.transactions_seen.remove(&old);
             }
@@ -596,7 +724,9 @@ impl Engine {
             .map(|(start, _)| *start)
             .collect();
         for start in finals {
-            let Some(acc) = self.windows.remove(&start) else { continue };
+            let Some(acc) = self.windows.remove(&start) else {
+                continue;
+            };
             let summary = self.summary(start, acc.funnel);
             let date = self.calendar.local_date(Timestamp(start));
             let day = self
@@ -615,9 +745,12 @@ impl Engine {
     }
 
     fn prune_history(&mut self, completed: NaiveDate) {
-        let today = self.calendar.local_day_number(self.calendar.day_start(completed));
+        let today = self
+            .calendar
+            .local_day_number(self.calendar.day_start(completed));
         let lookback = self.config.thresholds.repeat_lookback_days as i32;
-        self.history.retain(|_, days| today - days.last_day <= lookback);
+        self.history
+            .retain(|_, days| today - days.last_day <= lookback);
     }
 
     fn summary(&self, start: i64, funnel: Funnel) -> WindowSummary {

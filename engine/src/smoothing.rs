@@ -21,7 +21,14 @@ pub struct ScannerTrack {
 
 impl ScannerTrack {
     pub fn new(scanner: u16, zone: u8) -> Self {
-        ScannerTrack { scanner, zone, len: 0, head: 0, times: [0; CAPACITY], rssi: [0; CAPACITY] }
+        ScannerTrack {
+            scanner,
+            zone,
+            len: 0,
+            head: 0,
+            times: [0; CAPACITY],
+            rssi: [0; CAPACITY],
+        }
     }
 
     /// Time of the newest reading, when any.
@@ -85,7 +92,12 @@ impl ScannerTrack {
             Some(upper * 2)
         } else {
             // The lower middle is the largest value of the lower half.
-            let lower = lower_half.iter().copied().max().map(i16::from).unwrap_or(upper);
+            let lower = lower_half
+                .iter()
+                .copied()
+                .max()
+                .map(i16::from)
+                .unwrap_or(upper);
             Some(lower + upper)
         }
     }
@@ -106,12 +118,18 @@ mod tests {
     #[test]
     fn median_needs_min_samples() {
         assert_eq!(track(&[(0, -60), (1, -70)]).median_x2(3), None);
-        assert_eq!(track(&[(0, -60), (1, -70), (2, -65)]).median_x2(3), Some(-130));
+        assert_eq!(
+            track(&[(0, -60), (1, -70), (2, -65)]).median_x2(3),
+            Some(-130)
+        );
     }
 
     #[test]
     fn even_count_median_is_mean_of_middles() {
-        assert_eq!(track(&[(0, -60), (1, -70), (2, -64), (3, -90)]).median_x2(1), Some(-134));
+        assert_eq!(
+            track(&[(0, -60), (1, -70), (2, -64), (3, -90)]).median_x2(1),
+            Some(-134)
+        );
     }
 
     #[test]

@@ -51,8 +51,14 @@ fn run(events: &[Event]) -> (Engine, Vec<WindowSummary>, Vec<DailySummary>) {
     for e in events {
         engine.handle_event(e, e.time());
     }
-    let last = events.iter().map(|e| e.time()).max().unwrap_or(Timestamp(T0));
-    let day_end = engine.calendar.day_start(engine.calendar.local_date(last).succ_opt().unwrap());
+    let last = events
+        .iter()
+        .map(|e| e.time())
+        .max()
+        .unwrap_or(Timestamp(T0));
+    let day_end = engine
+        .calendar
+        .day_start(engine.calendar.local_date(last).succ_opt().unwrap());
     engine.finish(day_end);
     let mut windows = Vec::new();
     while let Some(w) = engine.poll_window() {
@@ -86,7 +92,10 @@ fn a_visit_through_two_zones_counts_one_entry_with_partitioned_dwell() {
     assert!((duration - 409.0).abs() < 409.0 * 0.01, "{duration}");
     let entrance = f.zones["entrance"].dwell.median().unwrap();
     let apparel = f.zones["apparel"].dwell.median().unwrap();
-    assert!((entrance + apparel - duration).abs() < 10.0, "dwells add up to the duration");
+    assert!(
+        (entrance + apparel - duration).abs() < 10.0,
+        "dwells add up to the duration"
+    );
     assert!((apparel - 330.0).abs() < 15.0, "{apparel}");
     assert_eq!(f.zones["apparel"].zone_visits, 1);
 }
@@ -147,7 +156,10 @@ fn visits_longer_than_the_cap_are_capped_once() {
     dwell(&mut ev, 7, "en", 0, 4 * 3600, -60);
     let f = day_funnel(&ev);
     assert_eq!((f.entries, f.capped), (1, 1));
-    assert_eq!(f.visit_duration.quantile(1.0).map(|d| (d / 100.0).round()), Some(108.0));
+    assert_eq!(
+        f.visit_duration.quantile(1.0).map(|d| (d / 100.0).round()),
+        Some(108.0)
+    );
 }
 
 #[test]
@@ -189,16 +201,67 @@ fn out_of_order_events_within_the_delay_give_the_same_figures() {
 #[test]
 fn door_counts_transactions_and_duplicates() {
     let door = |t: i64, record: &str, count: DoorCount| {
-        Event::Door(DoorEvent { t: Timestamp(t), sensor: "door".into(), record: Some(record.into()), count })
+        Event::Door(DoorEvent {
+            t: Timestamp(t),
+            sensor: "door".into(),
+            record: Some(record.into()),
+            count,
+        })
     };
-    let sale = |t: i64, id: &str| Event::Transaction(Transaction { t: Timestamp(t), id: id.into(), amount_minor: Some(1000) });
+    let sale = |t: i64, id: &str| {
+        Event::Transaction(Transaction {
+            t: Timestamp(t),
+            id: id.into(),
+            amount_minor: Some(1000),
+        })
+    };
     let ev = vec![
-        door(T0, "a", DoorCount::Cumulative { in_total: 100, out_total: 90 }),
-        door(T0 + 1000, "b", DoorCount::Crossing { direction: DoorDirection::In }),
-        door(T0 + 1000, "b", DoorCount::Crossing { direction: DoorDirection::In }),
-        door(T0 + 2000, "c", DoorCount::Interval { entered: 3, exited: 1 }),
-        door(T0 + 3000, "d", DoorCount::Cumulative { in_total: 105, out_total: 92 }),
-        door(T0 + 4000, "e", DoorCount::Cumulative { in_total: 2, out_total: 1 }), // reset
+        door(
+            T0,
+            "a",
+            DoorCount::Cumulative {
+                in_total: 100,
+                out_total: 90,
+            },
+        ),
+        door(
+            T0 + 1000,
+            "b",
+            DoorCount::Crossing {
+                direction: DoorDirection::In,
+            },
+        ),
+        door(
+            T0 + 1000,
+            "b",
+            DoorCount::Crossing {
+                direction: DoorDirection::In,
+            },
+        ),
+        door(
+            T0 + 2000,
+            "c",
+            DoorCount::Interval {
+                entered: 3,
+                exited: 1,
+            },
+        ),
+        door(
+            T0 + 3000,
+            "d",
+            DoorCount::Cumulative {
+                in_total: 105,
+                out_total: 92,
+            },
+        ),
+        door(
+            T0 + 4000,
+            "e",
+            DoorCount::Cumulative {
+                in_total: 2,
+                out_total: 1,
+            },
+        ), // reset
         sale(T0 + 5000, "x1"),
         sale(T0 + 6000, "x1"),
         sale(T0 + 7000, "x2"),
@@ -209,8 +272,14 @@ fn door_counts_transactions_and_duplicates() {
     assert_eq!(f.door_out, Some(1 + 2 + 1));
     assert_eq!(f.transactions, 2);
     assert_eq!(f.revenue_minor, 2000);
-    assert_eq!(engine.stats().rejected[&RejectReason::DuplicateDoorRecord], 1);
-    assert_eq!(engine.stats().rejected[&RejectReason::DuplicateTransaction], 1);
+    assert_eq!(
+        engine.stats().rejected[&RejectReason::DuplicateDoorRecord],
+        1
+    );
+    assert_eq!(
+        engine.stats().rejected[&RejectReason::DuplicateTransaction],
+        1
+    );
 }
 
 #[test]
@@ -223,8 +292,20 @@ fn a_visit_on_an_earlier_day_makes_a_repeat() {
     ev.sort_by_key(|e| e.time());
     let (_, _, days) = run(&ev);
     assert_eq!(days.len(), 2);
-    assert_eq!(days[0].funnel.repeat, Some(RepeatCounts { eligible_entries: 1, repeat_visits: 0 }));
-    assert_eq!(days[1].funnel.repeat, Some(RepeatCounts { eligible_entries: 3, repeat_visits: 2 }));
+    assert_eq!(
+        days[0].funnel.repeat,
+        Some(RepeatCounts {
+            eligible_entries: 1,
+            repeat_visits: 0
+        })
+    );
+    assert_eq!(
+        days[1].funnel.repeat,
+        Some(RepeatCounts {
+            eligible_entries: 3,
+            repeat_visits: 2
+        })
+    );
 }
 
 #[test]
@@ -234,11 +315,20 @@ fn every_window_of_the_day_is_emitted_and_the_day_merges_them() {
     dwell(&mut ev, 14, "sf", 5000, 5030, -70);
     let (_, windows, days) = run(&ev);
     assert_eq!(days[0].windows, 96);
-    let day_windows: Vec<_> = windows.iter().filter(|w| w.local_date == days[0].local_date).collect();
+    let day_windows: Vec<_> = windows
+        .iter()
+        .filter(|w| w.local_date == days[0].local_date)
+        .collect();
     assert_eq!(day_windows.len(), 96);
     let entries: u64 = day_windows.iter().map(|w| w.funnel.entries).sum();
     let passers: u64 = day_windows.iter().map(|w| w.funnel.passers_by).sum();
     assert_eq!((entries, passers), (1, 1));
-    assert_eq!(days[0].traffic_by_hour.iter().map(|h| h.entries).sum::<u64>(), 1);
+    assert_eq!(
+        days[0]
+            .traffic_by_hour
+            .iter()
+            .map(|h| h.entries)
+            .sum::<u64>(),
+        1
+    );
 }
-

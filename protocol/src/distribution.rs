@@ -72,7 +72,10 @@ impl Distribution {
     /// The copy that may leave the store: below `min_count` values only the count is kept.
     pub fn redacted(&self, min_count: u64) -> Distribution {
         if self.count < min_count {
-            Distribution { count: self.count, sketch: None }
+            Distribution {
+                count: self.count,
+                sketch: None,
+            }
         } else {
             self.clone()
         }
@@ -114,10 +117,18 @@ mod tests {
 
     #[test]
     fn merge_of_halves_equals_whole() {
-        let (mut a, mut b, mut whole) = (Distribution::new(), Distribution::new(), Distribution::new());
+        let (mut a, mut b, mut whole) = (
+            Distribution::new(),
+            Distribution::new(),
+            Distribution::new(),
+        );
         for v in 1..100 {
             let v = v as f64 * 3.7;
-            if v < 150.0 { a.add(v) } else { b.add(v) }
+            if v < 150.0 {
+                a.add(v)
+            } else {
+                b.add(v)
+            }
             whole.add(v);
         }
         a.merge(&b);
@@ -141,7 +152,11 @@ mod tests {
         }
         big.merge(&redacted);
         assert_eq!(big.count, 12);
-        assert_eq!(big.median(), None, "a partial sketch must not pass for the whole");
+        assert_eq!(
+            big.median(),
+            None,
+            "a partial sketch must not pass for the whole"
+        );
     }
 
     #[test]
@@ -154,6 +169,9 @@ mod tests {
         let json = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<Distribution>(&json).unwrap(), e);
         let empty = serde_json::to_string(&Distribution::new()).unwrap();
-        assert_eq!(serde_json::from_str::<Distribution>(&empty).unwrap(), Distribution::new());
+        assert_eq!(
+            serde_json::from_str::<Distribution>(&empty).unwrap(),
+            Distribution::new()
+        );
     }
 }

@@ -143,7 +143,9 @@ pub struct EventLine {
 pub enum EventLineError {
     #[error("not a valid event: {0}")]
     Malformed(#[from] serde_json::Error),
-    #[error("event format version {found} is not supported (this build reads version {EVENT_FORMAT_VERSION})")]
+    #[error(
+        "event format version {found} is not supported (this build reads version {EVENT_FORMAT_VERSION})"
+    )]
     UnsupportedVersion { found: u32 },
 }
 
@@ -157,8 +159,11 @@ impl EventLine {
             event: &'a Event,
         }
         // Serialising these plain structs to a String cannot fail.
-        serde_json::to_string(&Borrowed { v: EVENT_FORMAT_VERSION, event })
-            .expect("event types always serialise")
+        serde_json::to_string(&Borrowed {
+            v: EVENT_FORMAT_VERSION,
+            event,
+        })
+        .expect("event types always serialise")
     }
 
     /// Decodes one line, checking the format version.
@@ -187,7 +192,10 @@ mod tests {
         ];
         for line in lines {
             let event = EventLine::decode(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-            assert_eq!(EventLine::decode(&EventLine::encode(&event)).unwrap(), event);
+            assert_eq!(
+                EventLine::decode(&EventLine::encode(&event)).unwrap(),
+                event
+            );
         }
     }
 
@@ -202,7 +210,12 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_errors() {
-        for line in ["", "{", r#"{"v":1,"type":"sighting"}"#, r#"{"v":1,"type":"teleport","t":1}"#] {
+        for line in [
+            "",
+            "{",
+            r#"{"v":1,"type":"sighting"}"#,
+            r#"{"v":1,"type":"teleport","t":1}"#,
+        ] {
             assert!(EventLine::decode(line).is_err(), "{line:?}");
         }
     }
@@ -223,7 +236,11 @@ mod tests {
                     device: DeviceId(device),
                     rssi,
                     tx_power,
-                    addr: if rotating { AddressKind::Rotating } else { AddressKind::Stable },
+                    addr: if rotating {
+                        AddressKind::Rotating
+                    } else {
+                        AddressKind::Stable
+                    },
                 })
             });
         let door = (any::<i64>(), "[a-z]{1,8}", any::<u32>(), any::<u32>()).prop_map(
@@ -236,9 +253,18 @@ mod tests {
                 })
             },
         );
-        let transaction = (any::<i64>(), "\\PC{1,20}", proptest::option::of(any::<i64>())).prop_map(
-            |(t, id, amount_minor)| Event::Transaction(Transaction { t: Timestamp(t), id, amount_minor }),
-        );
+        let transaction = (
+            any::<i64>(),
+            "\\PC{1,20}",
+            proptest::option::of(any::<i64>()),
+        )
+            .prop_map(|(t, id, amount_minor)| {
+                Event::Transaction(Transaction {
+                    t: Timestamp(t),
+                    id,
+                    amount_minor,
+                })
+            });
         prop_oneof![sighting, door, transaction]
     }
 

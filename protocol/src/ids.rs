@@ -25,7 +25,7 @@ impl FromStr for DeviceId {
     type Err = DeviceIdParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 16 {
+        if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(DeviceIdParseError(s.to_owned()));
         }
         u64::from_str_radix(s, 16)
@@ -67,5 +67,6 @@ mod tests {
         assert!("aa:bb:cc:dd:ee:ff".parse::<DeviceId>().is_err());
         assert!("abc".parse::<DeviceId>().is_err());
         assert!("zzzzzzzzzzzzzzzz".parse::<DeviceId>().is_err());
+        assert!("+123456789abcdef".parse::<DeviceId>().is_err());
     }
 }

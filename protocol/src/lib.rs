@@ -14,8 +14,8 @@ pub mod topic;
 
 pub use distribution::Distribution;
 pub use event::{
-    AddressKind, DoorCount, DoorDirection, DoorEvent, Event, EventLine, EventLineError,
-    EVENT_FORMAT_VERSION, Sighting, Transaction,
+    AddressKind, DoorCount, DoorDirection, DoorEvent, EVENT_FORMAT_VERSION, Event, EventLine,
+    EventLineError, Sighting, Transaction,
 };
 pub use ids::{DeviceId, DeviceIdParseError};
 pub use summary::{

@@ -205,12 +205,19 @@ impl DailySummary {
         self.windows += 1;
         self.funnel.merge(&window.funnel);
         let hour_start = window.hour_start;
-        let slot = match self.traffic_by_hour.binary_search_by_key(&hour_start, |h| h.hour_start) {
+        let slot = match self
+            .traffic_by_hour
+            .binary_search_by_key(&hour_start, |h| h.hour_start)
+        {
             Ok(i) => i,
             Err(i) => {
                 self.traffic_by_hour.insert(
                     i,
-                    HourTraffic { hour_start, local_hour: window.local_hour, ..Default::default() },
+                    HourTraffic {
+                        hour_start,
+                        local_hour: window.local_hour,
+                        ..Default::default()
+                    },
                 );
                 i
             }
@@ -223,13 +230,19 @@ impl DailySummary {
 
     /// The copy that may leave the store (see [`Funnel::redacted`]).
     pub fn redacted(&self, min_count: u64) -> DailySummary {
-        DailySummary { funnel: self.funnel.redacted(min_count), ..self.clone() }
+        DailySummary {
+            funnel: self.funnel.redacted(min_count),
+            ..self.clone()
+        }
     }
 }
 
 impl WindowSummary {
     /// The copy that may leave the store (see [`Funnel::redacted`]).
     pub fn redacted(&self, min_count: u64) -> WindowSummary {
-        WindowSummary { funnel: self.funnel.redacted(min_count), ..self.clone() }
+        WindowSummary {
+            funnel: self.funnel.redacted(min_count),
+            ..self.clone()
+        }
     }
 }

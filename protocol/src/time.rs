@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// Integer milliseconds keep event files compact and fast to parse, and make every time
 /// computation in the engine exact (no floating-point drift over a day of readings).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

@@ -19,7 +19,9 @@ pub enum TopicIdError {
     Empty,
     #[error("id {id:?} is longer than {MAX_ID_LEN} bytes")]
     TooLong { id: String },
-    #[error("id {id:?} contains {found:?}, which MQTT gives a meaning in topics; use letters, digits, '-' or '_'")]
+    #[error(
+        "id {id:?} contains {found:?}, which MQTT gives a meaning in topics; use letters, digits, '-' or '_'"
+    )]
     Reserved { id: String, found: char },
 }
 
@@ -32,7 +34,10 @@ pub fn check_id(id: &str) -> Result<(), TopicIdError> {
         return Err(TopicIdError::TooLong { id: id.to_owned() });
     }
     if let Some(found) = id.chars().find(|c| matches!(c, '/' | '+' | '#' | '\0')) {
-        return Err(TopicIdError::Reserved { id: id.to_owned(), found });
+        return Err(TopicIdError::Reserved {
+            id: id.to_owned(),
+            found,
+        });
     }
     Ok(())
 }

@@ -382,7 +382,7 @@ fn boutique() -> Profile {
                 Rect::new(-5.0, 10.5, 5.0, 20.0),
             ),
         ],
-        door_sensor: None,
+        door_sensor: Some("door-main".to_owned()),
         staff_devices: staff_devices(1),
         door: Point::new(0.0, 0.0),
     };
