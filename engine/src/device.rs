@@ -113,21 +113,19 @@ impl DeviceState {
         &mut self.zones[i].1
     }
 
-    /// The in-store zone the device is in: the present zone with the strongest smoothed RSSI.
-    fn strongest_present_in_store(&self, now: i64, p: &Params) -> Option<u8> {
+    /// The in-store zone the device is in: "when several in-store zones hear a device, it is
+    /// in the zone with the strongest smoothed RSSI". Candidates are the zones the device is
+    /// present in and the zone it is in now: a fade that ends presence in the current zone
+    /// hands the time to another zone only if that zone hears the device better, and a zone
+    /// must confirm presence before it can take the time, like an entry.
+    fn strongest_zone(&self, current: u8, now: i64, p: &Params) -> u8 {
         self.zones
             .iter()
-            .filter(|(z, zp)| zp.present && p.zones[*z as usize].in_store)
-            .max_by_key(|(z, zp)| {
-                let fresh = now - zp.last_reading < p.smoothing_ms;
-                let strength = if fresh {
-                    zp.smoothed_x2.unwrap_or(i16::MIN)
-                } else {
-                    i16::MIN
-                };
-                (strength, std::cmp::Reverse(*z))
-            })
-            .map(|(z, _)| *z)
+            .filter(|(z, zp)| p.zones[*z as usize].in_store && (zp.present || *z == current))
+            .filter(|(_, zp)| now - zp.last_reading < p.smoothing_ms)
+            .filter_map(|(z, zp)| Some((zp.smoothed_x2?, std::cmp::Reverse(*z))))
+            .max()
+            .map_or(current, |(_, std::cmp::Reverse(z))| z)
     }
 
     fn any_present_in_store(&self, p: &Params) -> bool {
@@ -295,19 +293,23 @@ impl DeviceState {
             visit.unconfirmed_ms += now - visit.last_instore_reading;
             visit.last_instore_reading = now;
         }
-        let Some(strongest) = self.strongest_present_in_store(now, p) else {
+        if !self.any_present_in_store(p) {
             return;
-        };
+        }
         if let Some(until) = &mut self.capped_until {
             *until = now;
             return;
         }
+        let strongest = self
+            .visit
+            .as_ref()
+            .map(|v| self.strongest_zone(v.current_zone, now, p));
         match &mut self.visit {
             Some(visit) => {
                 visit.dwell_ms[visit.current_zone as usize] += visit.unconfirmed_ms;
                 visit.unconfirmed_ms = 0;
                 visit.last_presence = now;
-                visit.current_zone = strongest;
+                visit.current_zone = strongest.unwrap_or(visit.current_zone);
             }
             None => {
                 // "Entry: a device becomes present in any in-store zone. The visit starts at

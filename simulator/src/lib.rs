@@ -68,7 +68,12 @@
 //! with σ = 5 dB (Faragher & Harle, "Location Fingerprinting With Bluetooth Low Energy
 //! Beacons", IEEE JSAC 2015, observe per-packet swings of this size across the three
 //! advertising channels; Rappaport's σ = 8.7 dB also holds location-to-location variation,
-//! which the geometry here models explicitly). Devices advertise every 20 ms – 1 s (Apple's
+//! which the geometry here models explicitly). On top of that, slow fading — the shopper's
+//! body turning between phone and scanner, other people walking through the path — is an
+//! Ornstein-Uhlenbeck offset per (device, scanner) with σ = 3 dB and an 8 s correlation time
+//! (body shadowing costs 3–10 dB at 2.4 GHz depending on orientation: Faragher & Harle 2015;
+//! Ghaddar et al., "A conducting cylinder for modeling human body presence in indoor
+//! propagation channel", IEEE TAP 2007). Devices advertise every 20 ms – 1 s (Apple's
 //! Accessory Design Guidelines); a scanner gateway de-duplicates to about one report per
 //! device per second (jitter ±125 ms), and 20 % of those reports are lost (collisions, scan
 //! duty cycle, channel hopping). Nothing below −100 dBm (receiver sensitivity) is reported.

@@ -238,6 +238,12 @@ pub struct Profile {
     pub wall_loss_db: f64,
     /// Standard deviation of per-packet shadowing / fading, dB.
     pub shadowing_sigma_db: f64,
+    /// Standard deviation of slow fading (body shadowing as the shopper turns, people passing
+    /// in between), dB: a time-correlated offset per (device, scanner) on top of the per-packet
+    /// noise.
+    pub slow_fading_sigma_db: f64,
+    /// Correlation time of the slow fading, seconds.
+    pub slow_fading_time_s: f64,
     /// Share of a scanner's per-second reports that are lost.
     pub packet_loss: f64,
     /// How often a scanner reports a device it hears, milliseconds (jittered).
@@ -340,6 +346,8 @@ impl Profile {
             path_loss_exponent_outdoor: 2.0,
             wall_loss_db: 8.0,
             shadowing_sigma_db: 5.0,
+            slow_fading_sigma_db: 3.0,
+            slow_fading_time_s: 8.0,
             packet_loss: 0.2,
             report_interval_ms: 1000,
             sensitivity_dbm: -100.0,

@@ -81,6 +81,8 @@ pub(crate) struct Radio {
     n_out: f64,
     wall_db: f64,
     sigma: f64,
+    slow_sigma: f64,
+    slow_time_s: f64,
     loss: f64,
     interval_ms: i64,
     sensitivity: f64,
@@ -103,6 +105,8 @@ impl Radio {
             n_out: profile.path_loss_exponent_outdoor,
             wall_db: profile.wall_loss_db,
             sigma: profile.shadowing_sigma_db,
+            slow_sigma: profile.slow_fading_sigma_db,
+            slow_time_s: profile.slow_fading_time_s.max(0.001),
             loss: profile.packet_loss,
             interval_ms: profile.report_interval_ms.max(1),
             sensitivity: profile.sensitivity_dbm,
@@ -135,15 +139,20 @@ impl Radio {
         let start_ms = origin_ms + (path.start() * 1000.0).ceil() as i64;
         let end_ms = origin_ms + (path.now() * 1000.0).floor() as i64;
         let jitter = self.interval_ms / 8;
+        // Slow fading as an Ornstein-Uhlenbeck process sampled at the report interval.
+        let rho = (-(self.interval_ms as f64) / 1000.0 / self.slow_time_s).exp();
+        let innovation = self.slow_sigma * (1.0 - rho * rho).sqrt();
         for scanner in &self.scanners {
             let phase = rng.random_range(0..self.interval_ms);
             let mut hint = 0;
             let mut base = start_ms + phase;
+            let mut fade = self.slow_sigma * rng.sample::<f64, _>(StandardNormal);
             while base <= end_ms {
                 let t_ms = (base + rng.random_range(-jitter..=jitter)).clamp(start_ms, end_ms);
                 base += self.interval_ms;
+                fade = rho * fade + innovation * rng.sample::<f64, _>(StandardNormal);
                 let p = path.position((t_ms - origin_ms) as f64 / 1000.0, &mut hint);
-                let mean = self.mean_rssi(scanner, p, carrier);
+                let mean = self.mean_rssi(scanner, p, carrier) + fade;
                 if mean + 4.0 * self.sigma < self.sensitivity {
                     continue;
                 }

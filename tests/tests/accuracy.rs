@@ -3,22 +3,16 @@
 //! are in ACCURACY.md (`cargo run --release -p storefront-tests --bin accuracy-report`).
 
 use storefront_simulator::ProfileName;
-use storefront_tests::run;
+use storefront_tests::{ACCURACY_RUNS, run};
 
-const PROFILES: [ProfileName; 3] = [
-    ProfileName::Boutique,
-    ProfileName::Mall,
-    ProfileName::Street,
-];
 const SEEDS: [u64; 3] = [11, 12, 13];
-const DAYS: u32 = 2;
 
 #[test]
 fn engine_matches_the_sample_truth_within_tolerances_for_every_profile_and_seed() {
     let mut failures = Vec::new();
-    for profile in PROFILES {
+    for (profile, days) in ACCURACY_RUNS {
         for seed in SEEDS {
-            let run = run(profile, seed, DAYS, false).unwrap();
+            let run = run(profile, seed, days, false).unwrap();
             assert!(
                 run.sample.entries > 50,
                 "{profile} seed {seed}: too few entries to judge"

@@ -1,9 +1,8 @@
 //! Prints the engine's accuracy against the simulator's ground truth, as ACCURACY.md quotes it:
-//! `cargo run --release -p storefront-tests --bin accuracy-report -- [days] [seeds]`.
+//! `cargo run --release -p storefront-tests --bin accuracy-report -- [seeds]`.
 
 use anyhow::Result;
-use storefront_simulator::ProfileName;
-use storefront_tests::{Error, Run, run};
+use storefront_tests::{ACCURACY_RUNS, Error, Run, run};
 
 fn print_errors(title: &str, errors: &[Error]) {
     println!("  {title}");
@@ -64,13 +63,8 @@ fn report(run: &Run) {
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let days: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3);
-    let seeds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3);
-    for profile in [
-        ProfileName::Boutique,
-        ProfileName::Mall,
-        ProfileName::Street,
-    ] {
+    let seeds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
+    for (profile, days) in ACCURACY_RUNS {
         for seed in 1..=seeds {
             report(&run(profile, seed, days, false)?);
         }
