@@ -26,7 +26,7 @@ pub struct ZoneParams {
 }
 
 /// A finished visit, as the engine needs it for the window it started in.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VisitRecord {
     pub start: i64,
     pub duration_ms: i64,
@@ -44,7 +44,7 @@ pub trait Sink {
     fn visit_closed(&mut self, visit: VisitRecord);
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct ZonePresence {
     present: bool,
     /// First reading of the current run at or above the enter threshold.
@@ -53,13 +53,13 @@ struct ZonePresence {
     smoothed_x2: Option<i16>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Pass {
     start: i64,
     entered: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Visit {
     start: i64,
     last_presence: i64,
@@ -71,7 +71,7 @@ struct Visit {
     unconfirmed_ms: i64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct DeviceState {
     /// Time base for the smoothing rings' `u32` offsets.
     base: i64,

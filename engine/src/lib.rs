@@ -47,13 +47,13 @@ const SWEEP_EVERY_MS: i64 = 5_000;
 const MAX_BUFFERED: usize = 1 << 20;
 
 /// An accepted event, resolved against the config, waiting for its time to pass the watermark.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Pending {
     t: i64,
     kind: PendingKind,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum PendingKind {
     Sighting {
         scanner: u16,
@@ -123,14 +123,14 @@ impl Sink for OutcomeSink<'_> {
 }
 
 /// A window being filled.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct WindowAcc {
     funnel: Funnel,
     /// Passes and visits started in this window that are not decided yet.
     pending: u32,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct DoorSensorState {
     last_totals: Option<(u64, u64)>,
     /// Record ids seen, with their time, for de-duplication.
@@ -139,7 +139,7 @@ struct DoorSensorState {
 }
 
 /// The local days on which a device had visits: the latest and the one before it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct VisitDays {
     last_day: i32,
     previous_day: Option<i32>,
@@ -154,6 +154,44 @@ pub struct LiveStatus {
     pub tracked_devices: usize,
     /// Events waiting for the watermark.
     pub buffered_events: usize,
+}
+
+/// Version of [`Snapshot`]'s layout; a snapshot of another version is not restored.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// The engine's whole open state, to checkpoint and restore across restarts. Opaque outside
+/// the engine: the agent's storage encodes it, checksums it and hands it back.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    version: u32,
+    store_id: String,
+    devices: Vec<(DeviceId, DeviceState)>,
+    history: Vec<(DeviceId, VisitDays)>,
+    transaction_order: VecDeque<(i64, Box<str>)>,
+    door_state: Vec<DoorSensorState>,
+    buffer: VecDeque<Pending>,
+    max_seen: i64,
+    watermark: i64,
+    next_release: i64,
+    clock: i64,
+    next_sweep: i64,
+    next_window: Option<i64>,
+    windows: Vec<(i64, WindowAcc)>,
+    days: Vec<(NaiveDate, DailySummary)>,
+    ready_windows: VecDeque<WindowSummary>,
+    ready_days: VecDeque<DailySummary>,
+    stats: IngestStats,
+}
+
+/// Why a snapshot could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(
+        "snapshot version {found} is not supported (this build restores version {SNAPSHOT_VERSION})"
+    )]
+    Version { found: u32 },
+    #[error("snapshot is of store {found:?}, the config is for {expected:?}")]
+    OtherStore { found: String, expected: String },
 }
 
 /// The funnel engine for one store. See the crate docs.
@@ -257,6 +295,84 @@ impl Engine {
             stats: IngestStats::default(),
             config,
         }
+    }
+
+    /// The open state, for a checkpoint. Restoring it with [`Engine::restore`] and feeding the
+    /// same later events gives exactly the outputs the engine would have given.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut devices: Vec<_> = self
+            .devices
+            .iter()
+            .map(|(id, d)| (*id, d.clone()))
+            .collect();
+        devices.sort_by_key(|(id, _)| *id);
+        let mut history: Vec<_> = self.history.iter().map(|(id, h)| (*id, *h)).collect();
+        history.sort_by_key(|(id, _)| *id);
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            store_id: self.config.store_id.clone(),
+            devices,
+            history,
+            transaction_order: self.transaction_order.clone(),
+            door_state: self.door_state.clone(),
+            buffer: self.buffer.clone(),
+            max_seen: self.max_seen,
+            watermark: self.watermark,
+            next_release: self.next_release,
+            clock: self.clock,
+            next_sweep: self.next_sweep,
+            next_window: self.next_window,
+            windows: self.windows.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            days: self.days.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            ready_windows: self.ready_windows.clone(),
+            ready_days: self.ready_days.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+
+    /// An engine for `config` that carries on from `snapshot`.
+    pub fn restore(config: EngineConfig, snapshot: Snapshot) -> Result<Engine, RestoreError> {
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(RestoreError::Version {
+                found: snapshot.version,
+            });
+        }
+        if snapshot.store_id != config.store_id {
+            return Err(RestoreError::OtherStore {
+                found: snapshot.store_id,
+                expected: config.store_id,
+            });
+        }
+        let mut engine = Engine::new(config);
+        engine.devices = snapshot.devices.into_iter().collect();
+        engine.history = snapshot.history.into_iter().collect();
+        engine.transactions_seen = snapshot
+            .transaction_order
+            .iter()
+            .map(|(_, id)| id.clone())
+            .collect();
+        engine.transaction_order = snapshot.transaction_order;
+        if snapshot.door_state.len() == engine.door_state.len() {
+            engine.door_state = snapshot.door_state;
+        }
+        engine.buffer_sorted = snapshot
+            .buffer
+            .iter()
+            .zip(snapshot.buffer.iter().skip(1))
+            .all(|(a, b)| a.t <= b.t);
+        engine.buffer = snapshot.buffer;
+        engine.max_seen = snapshot.max_seen;
+        engine.watermark = snapshot.watermark;
+        engine.next_release = snapshot.next_release;
+        engine.clock = snapshot.clock;
+        engine.next_sweep = snapshot.next_sweep;
+        engine.next_window = snapshot.next_window;
+        engine.windows = snapshot.windows.into_iter().collect();
+        engine.days = snapshot.days.into_iter().collect();
+        engine.ready_windows = snapshot.ready_windows;
+        engine.ready_days = snapshot.ready_days;
+        engine.stats = snapshot.stats;
+        Ok(engine)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -503,6 +619,8 @@ impl Engine {
             );
             !state.is_idle()
         });
+        // Hash-map order differs between runs and restores; sum order inside sketches must not.
+        outcomes.sort_by_key(|o| o.device);
         self.apply_outcomes(&mut outcomes);
         self.outcomes = outcomes;
         self.finalise_windows();
@@ -729,10 +847,13 @@ impl Engine {
             };
             let summary = self.summary(start, acc.funnel);
             let date = self.calendar.local_date(Timestamp(start));
-            let day = self
-                .days
-                .entry(date)
-                .or_insert_with(|| DailySummary::new(&self.config.store_id, &date.to_string()));
+            let day = self.days.entry(date).or_insert_with(|| {
+                DailySummary::new(
+                    &self.config.store_id,
+                    &date.to_string(),
+                    self.calendar.day_start(date),
+                )
+            });
             day.add_window(&summary);
             if day.windows == self.calendar.windows_in_day(date) {
                 if let Some(day) = self.days.remove(&date) {

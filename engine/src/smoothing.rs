@@ -9,7 +9,7 @@ pub const CAPACITY: usize = 24;
 /// The recent readings of one device at one scanner, oldest first, in a fixed ring.
 ///
 /// Times are milliseconds relative to the owning device's time base, so they fit in `u32`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ScannerTrack {
     pub scanner: u16,
     pub zone: u8,

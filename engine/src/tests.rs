@@ -332,3 +332,57 @@ fn every_window_of_the_day_is_emitted_and_the_day_merges_them() {
         1
     );
 }
+
+#[test]
+fn a_restored_snapshot_carries_on_exactly_as_the_uninterrupted_engine() {
+    let mut ev = Vec::new();
+    dwell(&mut ev, 21, "sf", 0, 20, -70);
+    dwell(&mut ev, 21, "en", 20, 300, -60);
+    dwell(&mut ev, 22, "ap", 100, 900, -62);
+    dwell(&mut ev, 23, "sf", 500, 560, -72);
+    ev.sort_by_key(|e| e.time());
+    let (_, expected_windows, expected_days) = run(&ev);
+
+    for cut in [1, ev.len() / 3, ev.len() / 2, ev.len() - 1] {
+        let mut first = Engine::new(config());
+        for e in &ev[..cut] {
+            first.handle_event(e, e.time());
+        }
+        let mut windows = Vec::new();
+        while let Some(w) = first.poll_window() {
+            windows.push(w);
+        }
+        let mut engine = Engine::restore(config(), first.snapshot()).unwrap();
+        for e in &ev[cut..] {
+            engine.handle_event(e, e.time());
+        }
+        let day_end = engine.calendar.day_start(
+            engine
+                .calendar
+                .local_date(ev[ev.len() - 1].time())
+                .succ_opt()
+                .unwrap(),
+        );
+        engine.finish(day_end);
+        while let Some(w) = engine.poll_window() {
+            windows.push(w);
+        }
+        let mut days = Vec::new();
+        while let Some(d) = engine.poll_daily() {
+            days.push(d);
+        }
+        assert_eq!(windows, expected_windows, "cut at {cut}");
+        assert_eq!(days, expected_days, "cut at {cut}");
+    }
+}
+
+#[test]
+fn a_snapshot_of_another_store_is_refused() {
+    let snapshot = Engine::new(config()).snapshot();
+    let mut other = config();
+    other.store_id = "elsewhere".into();
+    assert!(matches!(
+        Engine::restore(other, snapshot),
+        Err(RestoreError::OtherStore { .. })
+    ));
+}

@@ -9,6 +9,7 @@ mod distribution;
 mod event;
 mod ids;
 mod summary;
+mod sync;
 mod time;
 pub mod topic;
 
@@ -21,5 +22,9 @@ pub use ids::{DeviceId, DeviceIdParseError};
 pub use summary::{
     DailySummary, Funnel, HourTraffic, RepeatCounts, SUMMARY_SCHEMA_VERSION, WindowSummary,
     ZoneSummary,
+};
+pub use sync::{
+    Ack, IdempotencyKey, MAX_MESSAGE_BYTES, SummaryKind, SummaryPayload, SyncMessage,
+    SyncMessageError,
 };
 pub use time::Timestamp;

@@ -181,6 +181,8 @@ pub struct DailySummary {
     pub schema: u32,
     pub store_id: String,
     pub local_date: String,
+    /// First instant of the local day (UTC): the day's idempotency key.
+    pub day_start: Timestamp,
     /// How many windows were merged (92, 96 or 100 with 15-minute windows, by DST).
     pub windows: u32,
     pub funnel: Funnel,
@@ -189,11 +191,12 @@ pub struct DailySummary {
 
 impl DailySummary {
     /// An empty day, to merge windows into.
-    pub fn new(store_id: &str, local_date: &str) -> Self {
+    pub fn new(store_id: &str, local_date: &str, day_start: Timestamp) -> Self {
         DailySummary {
             schema: SUMMARY_SCHEMA_VERSION,
             store_id: store_id.to_owned(),
             local_date: local_date.to_owned(),
+            day_start,
             windows: 0,
             funnel: Funnel::default(),
             traffic_by_hour: Vec::new(),
