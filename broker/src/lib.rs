@@ -1,0 +1,228 @@
+//! MQTT brokers the product starts itself:
+//! * [`EmbeddedBroker`] — rumqttd inside the process, for `agent demo` on a machine with
+//!   nothing installed;
+//! * [`Mosquitto`] — a private `mosquitto -p <port>` child process for tests, which a test can
+//!   kill and restart to inject outages (no persistence: a restarted broker has lost its
+//!   sessions and queued messages, the hard case);
+//! * [`TestBroker`] — mosquitto where it is installed, the embedded broker otherwise, and a
+//!   hard error under `CI=true` when mosquitto is missing (CI must not silently skip).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("no free TCP port on 127.0.0.1: {0}")]
+    NoPort(std::io::Error),
+    #[error("cannot start mosquitto (is it installed? `apt-get install mosquitto`): {0}")]
+    Spawn(std::io::Error),
+    #[error("the broker did not accept connections on port {port} within {waited:?}")]
+    NotListening { port: u16, waited: Duration },
+    #[error("embedded broker config is invalid: {0}")]
+    Config(String),
+    #[error("CI=true and mosquitto is not installed: tests need a real broker in CI")]
+    MosquittoMissingInCi,
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> Result<u16, BrokerError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(BrokerError::NoPort)?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(BrokerError::NoPort)
+}
+
+fn wait_listening(port: u16, within: Duration) -> Result<(), BrokerError> {
+    let started = Instant::now();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    while started.elapsed() < within {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(BrokerError::NotListening {
+        port,
+        waited: within,
+    })
+}
+
+/// rumqttd running on its own threads inside this process. rumqttd has no stop API: the
+/// broker lives until the process exits.
+pub struct EmbeddedBroker {
+    port: u16,
+}
+
+impl EmbeddedBroker {
+    /// Starts rumqttd on 127.0.0.1:`port` (0 picks a free port).
+    pub fn start(port: u16) -> Result<EmbeddedBroker, BrokerError> {
+        let port = if port == 0 { free_port()? } else { port };
+        // rumqttd's `Config::default()` has zero limits and rejects every connection: these
+        // are the smallest settings that carry a store's traffic with headroom.
+        let text = format!(
+            r#"
+id = 0
+[router]
+max_connections = 1000
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v4.1]
+name = "storefront-embedded"
+listen = "127.0.0.1:{port}"
+next_connection_delay_ms = 1
+[v4.1.connections]
+connection_timeout_ms = 60000
+max_payload_size = 1048576
+max_inflight_count = 200
+dynamic_filters = true
+"#
+        );
+        let config: rumqttd::Config =
+            toml::from_str(&text).map_err(|e| BrokerError::Config(e.to_string()))?;
+        std::thread::Builder::new()
+            .name("embedded-mqtt".into())
+            .spawn(move || {
+                let mut broker = rumqttd::Broker::new(config);
+                if let Err(e) = broker.start() {
+                    tracing::error!(error = %e, "Embedded MQTT broker stopped");
+                }
+            })
+            .map_err(BrokerError::Spawn)?;
+        wait_listening(port, Duration::from_secs(10))?;
+        tracing::info!(port, "Embedded MQTT broker listening");
+        Ok(EmbeddedBroker { port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// A private mosquitto process on a free loopback port. Killed on drop.
+pub struct Mosquitto {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    /// Whether a `mosquitto` binary can be run here.
+    pub fn available() -> bool {
+        Command::new("mosquitto")
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    }
+
+    pub fn start() -> Result<Mosquitto, BrokerError> {
+        let mut broker = Mosquitto {
+            port: free_port()?,
+            child: None,
+        };
+        broker.restart()?;
+        Ok(broker)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the broker at once (SIGKILL): sessions and queued messages are gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// (Re)starts the broker on the same port.
+    pub fn restart(&mut self) -> Result<(), BrokerError> {
+        self.kill();
+        // Without a config file mosquitto 2 listens on loopback only and allows anonymous
+        // clients: exactly a private test broker.
+        let child = Command::new("mosquitto")
+            .args(["-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(BrokerError::Spawn)?;
+        self.child = Some(child);
+        wait_listening(self.port, Duration::from_secs(10))
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The broker a test runs against.
+pub enum TestBroker {
+    Mosquitto(Mosquitto),
+    Embedded(EmbeddedBroker),
+}
+
+impl TestBroker {
+    /// Mosquitto when installed; the embedded broker otherwise, except under `CI=true`.
+    pub fn start() -> Result<TestBroker, BrokerError> {
+        if Mosquitto::available() {
+            return Mosquitto::start().map(TestBroker::Mosquitto);
+        }
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            return Err(BrokerError::MosquittoMissingInCi);
+        }
+        tracing::warn!("mosquitto not installed: testing against the embedded broker");
+        EmbeddedBroker::start(0).map(TestBroker::Embedded)
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            TestBroker::Mosquitto(m) => m.port(),
+            TestBroker::Embedded(e) => e.port(),
+        }
+    }
+
+    /// The mosquitto process, for tests that kill and restart the broker.
+    pub fn mosquitto(&mut self) -> Option<&mut Mosquitto> {
+        match self {
+            TestBroker::Mosquitto(m) => Some(m),
+            TestBroker::Embedded(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mosquitto_starts_dies_and_comes_back_on_the_same_port() {
+        if !Mosquitto::available() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI needs mosquitto"
+            );
+            return;
+        }
+        let mut broker = Mosquitto::start().unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], broker.port()));
+        assert!(TcpStream::connect(addr).is_ok());
+        broker.kill();
+        assert!(TcpStream::connect(addr).is_err());
+        broker.restart().unwrap();
+        assert!(TcpStream::connect(addr).is_ok());
+    }
+
+    #[test]
+    fn embedded_broker_accepts_connections() {
+        let broker = EmbeddedBroker::start(0).unwrap();
+        assert!(TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], broker.port()))).is_ok());
+    }
+}
