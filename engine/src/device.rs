@@ -106,6 +106,9 @@ impl DeviceState {
         let i = match self.zones.iter().position(|(z, _)| *z == zone) {
             Some(i) => i,
             None => {
+                // Exact growth: a device is heard by a handful of zones, and memory per
+                // tracked device is what bounds a gateway.
+                self.zones.reserve_exact(1);
                 self.zones.push((zone, ZonePresence::default()));
                 self.zones.len() - 1
             }
@@ -244,6 +247,7 @@ impl DeviceState {
         let track = match self.tracks.iter().position(|t| t.scanner == scanner) {
             Some(i) => &mut self.tracks[i],
             None => {
+                self.tracks.reserve_exact(1);
                 self.tracks.push(ScannerTrack::new(scanner, zone));
                 self.tracks.last_mut().expect("just pushed")
             }

@@ -62,15 +62,22 @@ enum PendingKind {
         rssi: i8,
         stable: bool,
     },
-    Door {
-        sensor: u16,
-        record: Option<Box<str>>,
-        count: DoorCount,
-    },
-    Transaction {
-        id: Box<str>,
-        amount_minor: Option<i64>,
-    },
+    // Rare kinds are boxed so the buffer's common entry (a sighting) stays small.
+    Door(Box<PendingDoor>),
+    Transaction(Box<PendingTransaction>),
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct PendingDoor {
+    sensor: u16,
+    record: Option<Box<str>>,
+    count: DoorCount,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct PendingTransaction {
+    id: Box<str>,
+    amount_minor: Option<i64>,
 }
 
 /// What device state machines report; applied to windows by the engine.
@@ -442,16 +449,16 @@ impl Engine {
                     .door_sensors
                     .get(d.sensor.as_str())
                     .ok_or(RejectReason::UnknownDoorSensor)?;
-                PendingKind::Door {
+                PendingKind::Door(Box::new(PendingDoor {
                     sensor,
                     record: d.record.as_deref().map(Box::from),
                     count: d.count,
-                }
+                }))
             }
-            Event::Transaction(x) => PendingKind::Transaction {
+            Event::Transaction(x) => PendingKind::Transaction(Box::new(PendingTransaction {
                 id: Box::from(x.id.as_str()),
                 amount_minor: x.amount_minor,
-            },
+            })),
         };
         Ok(Pending { t, kind })
     }
@@ -672,12 +679,16 @@ impl Engine {
                 self.apply_outcomes(&mut outcomes);
                 self.outcomes = outcomes;
             }
-            PendingKind::Door {
-                sensor,
-                record,
-                count,
-            } => self.count_door(t, sensor, record, count),
-            PendingKind::Transaction { id, amount_minor } => {
+            PendingKind::Door(door) => {
+                let PendingDoor {
+                    sensor,
+                    record,
+                    count,
+                } = *door;
+                self.count_door(t, sensor, record, count)
+            }
+            PendingKind::Transaction(sale) => {
+                let PendingTransaction { id, amount_minor } = *sale;
                 self.count_transaction(t, id, amount_minor)
             }
         }
