@@ -1,0 +1,67 @@
+//! The agent's durable storage: final window and daily summaries (for the local dashboard and
+//! `agent report`), the outbox of [`SyncMessage`]s waiting for HQ's ack, and the engine's
+//! checkpoint. sled stays behind this one module and its narrow interface ([`Store`]).
+//!
+//! # Layout
+//! Five sled trees. Every value is an envelope `[FORMAT_VERSION u8][crc32 of payload u32 LE]
+//! [payload]` (`record.rs`), checked on every read: a failing record is a
+//! [`StoreError::Corrupt`] naming its tree and key, never a panic.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `windows` | `window_start` (i64, sign bit flipped, BE) | [`WindowSummary`] |
+//! | `days` | `local_date` (`YYYY-MM-DD`) | [`DailySummary`] |
+//! | `outbox` | `[seq u64 BE][kind u8][window_start]` | [`SyncMessage`] |
+//! | `meta` | `next_seq`, `shed`, `store_id` | counters |
+//! | `checkpoint` | `current` | [`Checkpoint`] |
+//!
+//! The payload is JSON, not postcard: postcard is positional and cannot read back the
+//! protocol types, which skip absent fields (`skip_serializing_if` on `Funnel::door_in`,
+//! `Distribution::sketch`, ...), nor the engine snapshot's internally tagged and flattened
+//! events (they need `deserialize_any`). JSON costs about twice the bytes of a sketch's bins,
+//! which is small beside the checkpoint (see the figures below); the version byte lets a later
+//! build switch format.
+//!
+//! # Durability
+//! [`Store::commit`] is one sled transaction over all trees: summaries, their outbox entries,
+//! the sequence counter, shed counters and the checkpoint land together or not at all.
+//! Nothing committed is durable until [`Store::flush`] returns, and the agent publishes
+//! nothing derived from a commit before then.
+//!
+//! sled's own `flush()` is not an fsync on Linux: it writes its log and calls
+//! `sync_file_range`, which neither persists the file's size nor flushes the device's write
+//! cache, and it writes values over ~128 KiB (the checkpoint) as separate blob files without
+//! syncing them at all. A power cut could then lose a commit whose flush had returned —
+//! whose messages HQ may already have acked. Its sequence numbers would then be given again to
+//! other summaries after the restart, and a late ack for the old ones would delete the new
+//! ones from the outbox unsent. So [`Store::flush`] also `fdatasync`s the log file and
+//! `fsync`s new blob files and the directories: after it returns, the residual window of loss
+//! is only what the SD card itself loses despite a cache flush (cheap cards may lie). The cost
+//! is measured in the `store_day_figures` test (ignored; run it with `--ignored --nocapture`).
+//!
+//! Writes made between flushes (acks, prunes) are written by sled's background flusher every
+//! [`FLUSH_EVERY_MS`]; losing them in a power cut is harmless: an ack lost re-sends a summary
+//! that HQ upserts by its [`IdempotencyKey`], a prune lost is redone.
+//!
+//! A database sled cannot open (corrupt files, a panic inside sled, a corrupt counter record)
+//! is renamed to `<path>.corrupt-<unix-seconds>` and a fresh one started ([`OpenReport`]), so
+//! the agent starts rather than crash-loops; a database locked by another process is an error
+//! and is left alone.
+//!
+//! # Privacy
+//! Only summaries and the engine's opaque snapshot are stored; nothing raw reaches this crate.
+//!
+//! [`WindowSummary`]: storefront_protocol::WindowSummary
+//! [`DailySummary`]: storefront_protocol::DailySummary
+//! [`SyncMessage`]: storefront_protocol::SyncMessage
+//! [`IdempotencyKey`]: storefront_protocol::IdempotencyKey
+
+mod error;
+mod record;
+mod store;
+
+pub use error::{Corruption, StoreError};
+pub use record::FORMAT_VERSION;
+pub use store::{
+    Checkpoint, FLUSH_EVERY_MS, OpenReport, ShedCounts, StorageStats, Store, StoreOptions,
+};
