@@ -45,8 +45,18 @@ impl Serialize for DeviceId {
 
 impl<'de> Deserialize<'de> for DeviceId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s: std::borrow::Cow<'de, str> = serde::Deserialize::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
+        struct HexVisitor;
+        impl serde::de::Visitor<'_> for HexVisitor {
+            type Value = DeviceId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a device pseudonym of 16 hex digits")
+            }
+            // Borrowed or not, no allocation: ids are parsed once per sighting.
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DeviceId, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(HexVisitor)
     }
 }
 
