@@ -176,7 +176,7 @@ impl EventLine {
         if raw.v != EVENT_FORMAT_VERSION {
             return Err(EventLineError::UnsupportedVersion { found: raw.v });
         }
-        raw.into_event().map_err(|field| {
+        raw.to_event().map_err(|field| {
             EventLineError::Malformed(serde::de::Error::custom(format_args!(
                 "a {} event needs a valid `{field}`",
                 raw.kind
@@ -227,7 +227,7 @@ struct RawLine<'a> {
 
 impl RawLine<'_> {
     /// The event, or the name of the field that is missing for its type.
-    fn into_event(&self) -> Result<Event, &'static str> {
+    fn to_event(&self) -> Result<Event, &'static str> {
         match &*self.kind {
             "sighting" => Ok(Event::Sighting(Sighting {
                 t: self.t,
