@@ -37,7 +37,17 @@
 //! ones from the outbox unsent. So [`Store::flush`] also `fdatasync`s the log file and
 //! `fsync`s new blob files and the directories: after it returns, the residual window of loss
 //! is only what the SD card itself loses despite a cache flush (cheap cards may lie). The cost
-//! is measured in the `store_day_figures` test (ignored; run it with `--ignored --nocapture`).
+//! is measured in the `store_day_figures` test (ignored; run it with `--release -- --ignored
+//! --nocapture`): on this machine's virtual disk a flush takes 0.2 ms without the fsyncs and
+//! 0.4 ms (p99 1.2 ms) with them; expect a few to tens of ms on an SD card, once a minute.
+//!
+//! # Space and wear
+//! One store-day (96 windows, one daily summary, a 200 KB checkpoint committed and flushed
+//! every 60 s for 12 h, outbox acked as it goes) writes 153 MB and leaves 42 MB on disk
+//! (sled's log keeps dead segments until it reuses them; over two days it grew to 59 MB). The
+//! summaries are ~1 MB of that (a window is 5.2 KB as JSON, stored twice: `windows` and
+//! `outbox`); the checkpoint is the rest, so how often and how big the agent checkpoints is
+//! what wears the card. [`SEGMENT_SIZE`] keeps the checkpoint in the log (see there).
 //!
 //! Writes made between flushes (acks, prunes) are written by sled's background flusher every
 //! [`FLUSH_EVERY_MS`]; losing them in a power cut is harmless: an ack lost re-sends a summary
@@ -63,5 +73,6 @@ mod store;
 pub use error::{Corruption, StoreError};
 pub use record::FORMAT_VERSION;
 pub use store::{
-    Checkpoint, FLUSH_EVERY_MS, OpenReport, ShedCounts, StorageStats, Store, StoreOptions,
+    Checkpoint, FLUSH_EVERY_MS, OpenReport, SEGMENT_SIZE, ShedCounts, StorageStats, Store,
+    StoreOptions,
 };

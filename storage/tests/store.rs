@@ -235,9 +235,18 @@ fn a_store_refuses_another_stores_summaries() {
     assert_eq!(store.outbox_len(), 1);
 }
 
+/// The store's database opened with sled directly.
+fn raw_sled(path: &std::path::Path) -> sled::Db {
+    sled::Config::new()
+        .path(path)
+        .segment_size(storefront_storage::SEGMENT_SIZE)
+        .open()
+        .unwrap()
+}
+
 /// Rewrites one raw value with sled directly, behind the store's back.
 fn garble(path: &std::path::Path, tree: &str, key: &[u8], f: impl Fn(&mut Vec<u8>)) {
-    let db = sled::open(path).unwrap();
+    let db = raw_sled(path);
     let tree = db.open_tree(tree).unwrap();
     let mut value = tree.get(key).unwrap().expect("record exists").to_vec();
     f(&mut value);
@@ -295,7 +304,7 @@ fn corrupt_outbox_record_is_dropped_at_open_and_counted() {
     let messages = store.commit(&[w(0, 0), w(0, 1), w(0, 2)], &cp(1)).unwrap();
     store.flush().unwrap();
     drop(store);
-    let db = sled::open(&options.path).unwrap();
+    let db = raw_sled(&options.path);
     let outbox = db.open_tree("outbox").unwrap();
     let (key, _) = outbox.iter().nth(1).unwrap().unwrap();
     outbox.insert(key, &b"garbage"[..]).unwrap();
@@ -394,4 +403,24 @@ fn invalid_options_are_refused() {
         Store::open(options),
         Err(StoreError::InvalidOptions(_))
     ));
+}
+
+#[test]
+fn a_database_written_with_other_parameters_is_an_error_not_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(dir.path());
+    // sled's default segment size, not ours.
+    let db = sled::open(&options.path).unwrap();
+    db.insert(b"k", &b"v"[..]).unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let err = Store::open(options.clone()).err().expect("refused");
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(err.to_string().contains("io buffer size"), "{err}");
+    let siblings: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(siblings, ["db"]);
 }
