@@ -368,7 +368,7 @@ impl Collector {
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = stop_requested(&mut shutdown) => break,
                 publish = rx.recv() => {
                     let Some(publish) = publish else {
                         connection_ended = true;
@@ -425,29 +425,32 @@ impl Collector {
 
     /// Counts and checks one publish; accepted ones join the batch.
     fn take(&mut self, publish: &Publish, batch: &mut Vec<Accepted>) {
-        self.stats.send_modify(|s| s.received += 1);
-        match check_publish(&publish.topic, &publish.payload) {
-            Ok(accepted) => batch.push(accepted),
-            Err(reason) => {
-                self.stats
-                    .send_modify(|s| *s.rejected.entry(reason).or_default() += 1);
-                match self.log.note(reason.as_str(), Instant::now()) {
-                    LogDecision::Detail => warn!(
-                        reason = %reason,
-                        topic = %publish.topic,
-                        bytes = publish.payload.len(),
-                        detail = %reject_detail(&publish.payload),
-                        "Rejected a message"
-                    ),
-                    LogDecision::Summary { total, suppressed } => warn!(
-                        reason = %reason,
-                        total,
-                        suppressed,
-                        "Still rejecting messages"
-                    ),
-                    LogDecision::Silent => {}
-                }
+        let checked = check_publish(&publish.topic, &publish.payload);
+        // One update, so readers never see a message received but not yet classified.
+        self.stats.send_modify(|s| {
+            s.received += 1;
+            if let Err(reason) = &checked {
+                *s.rejected.entry(*reason).or_default() += 1;
             }
+        });
+        match checked {
+            Ok(accepted) => batch.push(accepted),
+            Err(reason) => match self.log.note(reason.as_str(), Instant::now()) {
+                LogDecision::Detail => warn!(
+                    reason = %reason,
+                    topic = %publish.topic,
+                    bytes = publish.payload.len(),
+                    detail = %reject_detail(&publish.payload),
+                    "Rejected a message"
+                ),
+                LogDecision::Summary { total, suppressed } => warn!(
+                    reason = %reason,
+                    total,
+                    suppressed,
+                    "Still rejecting messages"
+                ),
+                LogDecision::Silent => {}
+            },
         }
     }
 
@@ -536,6 +539,11 @@ fn reject_detail(payload: &[u8]) -> String {
     }
 }
 
+/// Resolves once `true` is sent, or when the sender is gone (nobody could stop us then).
+async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -612,6 +620,13 @@ mod tests {
     use super::*;
     use crate::store::MemoryHqStore;
     use crate::store::tests::window;
+
+    /// `Collector::run` must be spawnable on a multi-threaded runtime.
+    #[allow(dead_code)]
+    fn run_is_send(collector: Collector, shutdown: watch::Receiver<bool>) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(collector.run(shutdown));
+    }
 
     #[test]
     fn broker_urls_parse_with_a_default_port_and_refuse_tls() {
