@@ -8,6 +8,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use storefront_simulator::ProfileName;
 
+mod daemon;
+mod demo;
 mod events_file;
 mod replay;
 mod simulate;
@@ -33,6 +35,10 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run the engine over an events file: window and daily summaries, and a funnel table.
     Replay(replay::ReplayArgs),
+    /// Run the agent: sources → engine → sled → outbox → MQTT to HQ.
+    Run(RunArgs),
+    /// The whole product on this machine: embedded broker, simulated store day, agent, HQ.
+    Demo(demo::DemoArgs),
     /// Print a commented configuration file with every setting and its default.
     GenerateConfig {
         /// Write to this file instead of stdout.
@@ -54,8 +60,155 @@ fn main() -> ExitCode {
     }
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Store configuration (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Read events from this file (resumable after a restart) instead of live sources, in
+    /// event time; exit once HQ has acked everything.
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// Publish to this broker (mqtt://host:port) instead of the config's.
+    #[arg(long)]
+    broker: Option<String>,
+    /// Publishes per second to HQ (default: the config's `sync.publish_per_second`).
+    #[arg(long)]
+    publish_per_second: Option<u32>,
+    /// With --replay: commit a checkpoint every this many events.
+    #[arg(long, default_value_t = 50_000)]
+    commit_every_events: u64,
+}
+
+/// `mqtt://host:port` (or `host:port`) as a broker address.
+pub(crate) fn broker_address(url: &str) -> Result<daemon::BrokerAddress> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .unwrap_or(url);
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>().map_err(|_| {
+                anyhow::anyhow!(
+                    "--broker {url:?}: the port must be a number; fix: write mqtt://host:1883"
+                )
+            })?,
+        ),
+        None => (rest, 1883),
+    };
+    if host.is_empty() {
+        anyhow::bail!("--broker {url:?} has no host; fix: write mqtt://host:1883");
+    }
+    Ok(daemon::BrokerAddress {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn run_agent(args: RunArgs) -> Result<()> {
+    let config = storefront_config::StoreConfig::load(&args.config)?;
+    let Some(replay) = args.replay else {
+        anyhow::bail!(
+            "{}: live sources (BLE, scanner nodes, door counters, POS) are not implemented yet; fix: run with --replay <events file>",
+            args.config.display()
+        );
+    };
+    let broker = match (&args.broker, &config.sync.broker) {
+        (Some(url), _) => broker_address(url)?,
+        (
+            None,
+            storefront_config::Broker::Mqtt {
+                host,
+                port,
+                tls: false,
+            },
+        ) => daemon::BrokerAddress {
+            host: host.clone(),
+            port: *port,
+        },
+        (None, storefront_config::Broker::Mqtt { tls: true, .. }) => {
+            anyhow::bail!(
+                "{}: sync.broker: mqtts:// is not supported yet; fix: use mqtt:// or --broker",
+                args.config.display()
+            )
+        }
+        (None, storefront_config::Broker::Embedded) => {
+            let embedded = storefront_broker::EmbeddedBroker::start(1883)?;
+            daemon::BrokerAddress {
+                host: "127.0.0.1".into(),
+                port: embedded.port(),
+            }
+        }
+    };
+    runtime()?.block_on(async move {
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("Shutdown requested: draining");
+            let _ = shutdown_tx.send(true);
+        });
+        let (status_tx, _status_rx) = tokio::sync::watch::channel(Default::default());
+        let report = daemon::run(
+            config,
+            daemon::Run {
+                source: daemon::source::Source::File { path: replay },
+                time: daemon::TimeMode::Event,
+                broker,
+                drain_after_end: Some(std::time::Duration::from_secs(600)),
+                commit_every_events: args.commit_every_events,
+                publish_per_second: args.publish_per_second,
+            },
+            shutdown_rx,
+            status_tx,
+        )
+        .await?;
+        tracing::info!(
+            events = report.core.events,
+            commits = report.core.commits,
+            stored = report.core.summaries_stored,
+            published = report.sync.published,
+            acked = report.sync.acked,
+            outbox = report.sync.outbox_len,
+            "Agent stopped"
+        );
+        Ok(())
+    })
+}
+
 fn run(command: Command) -> Result<()> {
     match command {
+        Command::Run(args) => run_agent(args),
+        Command::Demo(args) => runtime()?.block_on(demo::run(args)),
         Command::Simulate(args) => simulate::run(args),
         Command::Replay(args) => replay::run(args),
         Command::GenerateConfig { out } => {
@@ -74,7 +227,9 @@ fn run(command: Command) -> Result<()> {
 
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // rumqttd (the embedded broker) logs every connect and disconnect, at error level
+        // too; its real failures show as our clients' connection errors.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

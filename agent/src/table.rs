@@ -87,3 +87,20 @@ pub fn days(days: &[DailySummary], truth: Option<&[TruthDay]>) -> String {
     }
     out
 }
+
+/// The demo's comparison: per day, the agent's funnel, HQ's copy, and the truth.
+pub fn comparison(agent: &[DailySummary], hq: &[DailySummary], truth: &[TruthDay]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{HEADER}");
+    for day in agent {
+        funnel_row(&mut out, &day.local_date, "agent", &day.funnel);
+        if let Some(copy) = hq.iter().find(|d| d.local_date == day.local_date) {
+            funnel_row(&mut out, "", "HQ", &copy.funnel);
+        }
+        if let Some(t) = truth.iter().find(|t| t.local_date == day.local_date) {
+            truth_row(&mut out, "", "sample", &t.sample);
+            truth_row(&mut out, "", "everyone", &t.population);
+        }
+    }
+    out
+}

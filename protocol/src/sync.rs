@@ -140,6 +140,14 @@ impl DailySummary {
 }
 
 impl SummaryPayload {
+    /// The copy that may leave the store (see [`crate::Funnel::redacted`]).
+    pub fn redacted(&self, min_count: u64) -> SummaryPayload {
+        match self {
+            SummaryPayload::Window(w) => SummaryPayload::Window(w.redacted(min_count)),
+            SummaryPayload::Daily(d) => SummaryPayload::Daily(d.redacted(min_count)),
+        }
+    }
+
     pub fn idempotency_key(&self) -> IdempotencyKey {
         match self {
             SummaryPayload::Window(w) => w.idempotency_key(),

@@ -60,6 +60,9 @@ pub struct StoreOptions {
     pub outbox_max_entries: u64,
     /// How long stored windows and days are kept (METRICS.md: 400).
     pub retention_days: u32,
+    /// Distributions over fewer values than this are sent as counts alone (METRICS.md
+    /// k-anonymity, `privacy.min_count`).
+    pub min_count: u64,
 }
 
 impl StoreOptions {
@@ -71,6 +74,7 @@ impl StoreOptions {
             cache_capacity_bytes: 8 * 1024 * 1024,
             outbox_max_entries: 10_000,
             retention_days: 400,
+            min_count: 5,
         }
     }
 }
@@ -462,7 +466,13 @@ impl Store {
             .iter()
             .zip(first_seq..)
             .map(|((payload, _), seq)| {
-                SyncMessage::new(seq, payload.idempotency_key(), (*payload).clone())
+                // Only what may leave the store goes in the outbox (k-anonymity); the
+                // windows and days trees keep the full distributions for the dashboard.
+                SyncMessage::new(
+                    seq,
+                    payload.idempotency_key(),
+                    payload.redacted(self.options.min_count),
+                )
             })
             .collect();
         let next_seq = first_seq + messages.len() as u64;

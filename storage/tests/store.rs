@@ -424,3 +424,32 @@ fn a_database_written_with_other_parameters_is_an_error_not_moved_aside() {
         .collect();
     assert_eq!(siblings, ["db"]);
 }
+
+#[test]
+fn the_outbox_carries_redacted_distributions_and_the_windows_tree_keeps_them_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = storefront_storage::StoreOptions {
+        min_count: 46,
+        ..options(dir.path())
+    };
+    let store = open(&options);
+    let window = window(0, 3);
+    // entrance has 45 dwell values (< 46): redacted; apparel has 46: kept.
+    let sent = store
+        .commit(
+            &[storefront_protocol::SummaryPayload::Window(window.clone())],
+            &cp(1),
+        )
+        .unwrap();
+    let storefront_protocol::SummaryPayload::Window(published) = &sent[0].payload else {
+        panic!("a window")
+    };
+    assert_eq!(published.funnel.zones["entrance"].dwell.count, 45);
+    assert_eq!(published.funnel.zones["entrance"].dwell.median(), None);
+    assert!(published.funnel.zones["apparel"].dwell.median().is_some());
+    let kept = store
+        .windows(Timestamp(i64::MIN / 2), Timestamp(i64::MAX / 2))
+        .unwrap();
+    assert_eq!(kept, vec![window.clone()]);
+    assert!(kept[0].funnel.zones["entrance"].dwell.median().is_some());
+}

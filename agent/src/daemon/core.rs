@@ -1,0 +1,174 @@
+//! The core task: feeds the engine, and commits its final summaries together with a checkpoint
+//! of its state (and the source's cursor) in one storage transaction, flushed before the sync
+//! task may publish any of it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use storefront_engine::{Engine, Snapshot};
+use storefront_protocol::{SummaryPayload, Timestamp};
+use storefront_storage::{Checkpoint, Store};
+use tokio::sync::{mpsc, watch};
+
+use super::source::SourceMessage;
+
+/// Whose clock drives the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeMode {
+    /// Event time: replayed or simulated streams; time advances with the events, and the end
+    /// of the stream lets every open visit end on its own.
+    Event,
+    /// The gateway's wall clock: live sources. Timeouts run on the wall clock, and only once it
+    /// is sane (a gateway without an RTC boots in 1970 until NTP answers).
+    Wall,
+}
+
+pub struct CoreOptions {
+    pub time: TimeMode,
+    /// Commit at least this often (wall time)...
+    pub commit_interval: Duration,
+    /// ...and after this many events.
+    pub commit_every_events: u64,
+}
+
+/// What the core did, for logs and tests.
+#[derive(Clone, Debug, Default)]
+pub struct CoreReport {
+    pub events: u64,
+    pub commits: u64,
+    pub summaries_stored: u64,
+    /// True when a finite source was played to its end and the engine finished.
+    pub finished: bool,
+}
+
+/// 2020-01-01: before this the wall clock has not been set.
+const SANE_CLOCK_MS: i64 = 1_577_836_800_000;
+
+pub fn wall_now() -> Option<Timestamp> {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as i64;
+    (ms >= SANE_CLOCK_MS).then_some(Timestamp(ms))
+}
+
+pub struct Core {
+    pub engine: Engine,
+    pub store: Arc<Store>,
+    pub cursor: Option<u64>,
+    pub options: CoreOptions,
+    /// Tells the sync task the highest sequence number stored so far.
+    pub stored: watch::Sender<u64>,
+}
+
+impl Core {
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<SourceMessage>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<CoreReport> {
+        let mut report = CoreReport::default();
+        // Timeouts run every second; commits (SD-card writes) only every `commit_interval`.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_commit = tokio::time::Instant::now();
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut since_commit = 0u64;
+        let mut last_event_time = None;
+        let mut clock_was_sane = true;
+        loop {
+            tokio::select! {
+                message = input.recv() => match message {
+                    Some(SourceMessage::Event(event, cursor)) => {
+                        let now = match self.options.time {
+                            TimeMode::Event => event.time(),
+                            // An unset clock makes the engine reject the event as clock_not_set,
+                            // counted: windows are only assigned once time is sane.
+                            TimeMode::Wall => wall_now().unwrap_or(Timestamp(0)),
+                        };
+                        self.engine.handle_event(&event, now);
+                        last_event_time = Some(last_event_time.map_or(event.time(), |t: Timestamp| t.max(event.time())));
+                        self.cursor = cursor.or(self.cursor);
+                        report.events += 1;
+                        since_commit += 1;
+                        if since_commit >= self.options.commit_every_events {
+                            self.commit(&mut report)?;
+                            since_commit = 0;
+                        }
+                    }
+                    Some(SourceMessage::End) | None => {
+                        if let Some(last) = last_event_time {
+                            let calendar = self.engine.calendar();
+                            let date = calendar.local_date(last);
+                            let day_end = calendar.day_start(date.succ_opt().unwrap_or(date));
+                            self.engine.finish(day_end);
+                        }
+                        self.commit(&mut report)?;
+                        report.finished = true;
+                        tracing::info!(events = report.events, summaries = report.summaries_stored, "Source ended; engine finished");
+                        return Ok(report);
+                    }
+                },
+                _ = tick.tick() => {
+                    if self.options.time == TimeMode::Wall {
+                        match wall_now() {
+                            Some(now) => {
+                                if !clock_was_sane {
+                                    tracing::info!(now = now.millis(), "Wall clock is set: windows can be assigned");
+                                }
+                                clock_was_sane = true;
+                                self.engine.handle_timeout(now);
+                            }
+                            None => {
+                                if clock_was_sane {
+                                    tracing::warn!("Wall clock is not set (before 2020): holding windows until it is");
+                                }
+                                clock_was_sane = false;
+                            }
+                        }
+                    }
+                    if last_commit.elapsed() >= self.options.commit_interval {
+                        self.commit(&mut report)?;
+                        since_commit = 0;
+                        last_commit = tokio::time::Instant::now();
+                    }
+                }
+                _ = shutdown.changed() => {
+                    self.commit(&mut report)?;
+                    tracing::info!(events = report.events, "Core stopped; state committed");
+                    return Ok(report);
+                }
+            }
+        }
+    }
+
+    /// Stores the final summaries and the checkpoint atomically, flushes, then tells the sync
+    /// task. Nothing derived from a commit is published before its flush returned.
+    fn commit(&mut self, report: &mut CoreReport) -> Result<()> {
+        let mut finals = Vec::new();
+        while let Some(window) = self.engine.poll_window() {
+            finals.push(SummaryPayload::Window(window));
+        }
+        while let Some(day) = self.engine.poll_daily() {
+            finals.push(SummaryPayload::Daily(day));
+        }
+        let checkpoint: Checkpoint<Snapshot> = Checkpoint {
+            engine: self.engine.snapshot(),
+            source_cursor: self.cursor,
+        };
+        let store = self.store.clone();
+        let stored = tokio::task::block_in_place(|| -> Result<_> {
+            let stored = store
+                .commit(&finals, &checkpoint)
+                .context("cannot commit summaries and checkpoint")?;
+            store.flush().context("cannot flush the store")?;
+            Ok(stored)
+        })?;
+        report.commits += 1;
+        report.summaries_stored += stored.len() as u64;
+        if let Some(last) = stored.last() {
+            self.stored.send_replace(last.seq);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,188 @@
+//! The agent as a daemon: sources → engine (core task) → sled → outbox → MQTT (sync task).
+//!
+//! Tasks talk over bounded channels; a `watch` flag asks every task to stop. Drain order on
+//! SIGINT/SIGTERM: sources stop reading; the core commits the engine's state, its final
+//! summaries and the source cursor in one transaction and flushes; the sync task publishes
+//! `offline` on the retained status topic and disconnects; the process exits. Restart and first
+//! start share one path: open the store, restore the engine from the last checkpoint (or start
+//! fresh), resume the source at the checkpoint's cursor.
+
+mod core;
+pub mod source;
+pub mod sync;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use storefront_config::StoreConfig;
+use storefront_engine::{Engine, Snapshot};
+use storefront_storage::{Store, StoreOptions};
+use tokio::sync::{mpsc, watch};
+
+pub use self::core::{CoreOptions, CoreReport, TimeMode};
+use self::source::Source;
+use self::sync::{SyncOptions, SyncStatus};
+
+/// Where the daemon publishes: the broker address (the config's, or one the demo started).
+#[derive(Clone, Debug)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+/// How a daemon run ended.
+#[derive(Clone, Debug)]
+pub struct DaemonReport {
+    pub core: CoreReport,
+    pub sync: SyncStatus,
+}
+
+/// Opens the store, moving a corrupt database aside rather than crash-looping.
+pub fn open_store(config: &StoreConfig) -> Result<Store> {
+    let mut options = StoreOptions::new(&config.storage.path);
+    options.cache_capacity_bytes = config.storage.cache_capacity_bytes;
+    options.outbox_max_entries = config.sync.outbox_max_entries;
+    options.retention_days = config.privacy.retention_days;
+    options.min_count = u64::from(config.privacy.min_count);
+    let (store, report) = Store::open(options)
+        .with_context(|| format!("cannot open the store at {}", config.storage.path.display()))?;
+    if let Some(moved) = report.moved_aside {
+        tracing::error!(moved_to = %moved.display(), "The database was corrupt: moved aside, starting fresh");
+    }
+    Ok(store)
+}
+
+/// The engine as the last checkpoint left it, and the source cursor to resume from.
+fn restore_engine(config: &StoreConfig, store: &Store) -> Result<(Engine, Option<u64>)> {
+    match store.load_checkpoint::<Snapshot>() {
+        Ok(Some(checkpoint)) => match Engine::restore(config.engine_config(), checkpoint.engine) {
+            Ok(engine) => {
+                tracing::info!(cursor = ?checkpoint.source_cursor, "Resuming from checkpoint");
+                Ok((engine, checkpoint.source_cursor))
+            }
+            Err(error) => {
+                tracing::error!(%error, "Checkpoint cannot be restored: starting the engine fresh");
+                Ok((Engine::new(config.engine_config()), None))
+            }
+        },
+        Ok(None) => Ok((Engine::new(config.engine_config()), None)),
+        Err(error) => {
+            tracing::error!(%error, "Checkpoint unreadable: starting the engine fresh");
+            Ok((Engine::new(config.engine_config()), None))
+        }
+    }
+}
+
+fn read_password(config: &StoreConfig) -> Result<Option<(String, String)>> {
+    let Some(user) = &config.sync.username else {
+        return Ok(None);
+    };
+    let password = match &config.sync.password_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("sync.password_file: cannot read {}", path.display()))?
+            .trim_end()
+            .to_owned(),
+        None => String::new(),
+    };
+    Ok(Some((user.clone(), password)))
+}
+
+/// Everything a daemon run needs besides the config.
+pub struct Run {
+    pub source: Source,
+    pub time: TimeMode,
+    pub broker: BrokerAddress,
+    /// With a finite source: after it ends, wait until HQ has acked the whole outbox (or this
+    /// long), then stop.
+    pub drain_after_end: Option<Duration>,
+    pub commit_every_events: u64,
+    pub publish_per_second: Option<u32>,
+}
+
+pub async fn run(
+    config: StoreConfig,
+    run: Run,
+    shutdown: watch::Receiver<bool>,
+    status: watch::Sender<SyncStatus>,
+) -> Result<DaemonReport> {
+    if run.broker.host.is_empty() {
+        bail!("no broker address");
+    }
+    let store = Arc::new(open_store(&config)?);
+    let (engine, cursor) = restore_engine(&config, &store)?;
+    let (stored_tx, stored_rx) = watch::channel(0u64);
+    let (events_tx, events_rx) = mpsc::channel(8192);
+    // Sources stop first, the sync task last (drain order in the module docs).
+    let (source_stop_tx, source_stop_rx) = watch::channel(false);
+    let (sync_stop_tx, sync_stop_rx) = watch::channel(false);
+
+    let sync_options = SyncOptions {
+        host: run.broker.host.clone(),
+        port: run.broker.port,
+        client_id: config.sync.client_id.clone(),
+        org: config.store.org.clone(),
+        store_id: config.store.id.clone(),
+        credentials: read_password(&config)?,
+        keep_alive: config.sync.keep_alive,
+        publish_per_second: run
+            .publish_per_second
+            .unwrap_or(config.sync.publish_per_second),
+        max_inflight: 100,
+        ack_timeout: Duration::from_secs(10),
+    };
+    let mut sync_status = status.subscribe();
+    let sync_task = tokio::spawn(sync::run(
+        sync_options,
+        store.clone(),
+        stored_rx,
+        status,
+        sync_stop_rx,
+    ));
+    let source_task = tokio::spawn(run.source.run(cursor, events_tx, source_stop_rx));
+    let core = self::core::Core {
+        engine,
+        store: store.clone(),
+        cursor,
+        options: CoreOptions {
+            time: run.time,
+            commit_interval: Duration::from_secs(30),
+            commit_every_events: run.commit_every_events,
+        },
+        stored: stored_tx,
+    };
+    let mut outer_shutdown = shutdown.clone();
+    let mut core_task = tokio::spawn(core.run(events_rx, shutdown));
+
+    // The core ends when a finite source ends, or on shutdown after the sources stopped.
+    let core_report = tokio::select! {
+        result = &mut core_task => result.context("core task panicked")??,
+        _ = outer_shutdown.changed() => {
+            let _ = source_stop_tx.send(true);
+            (&mut core_task).await.context("core task panicked")??
+        }
+    };
+    let _ = source_stop_tx.send(true);
+    if let Ok(Err(error)) = source_task.await {
+        tracing::error!(error = %format!("{error:#}"), "Source failed");
+    }
+
+    if core_report.finished {
+        if let Some(limit) = run.drain_after_end {
+            let drained = tokio::select! {
+                result = tokio::time::timeout(limit, sync_status.wait_for(|s| s.outbox_len == 0)) => result.is_ok(),
+                _ = outer_shutdown.changed() => false,
+            };
+            if !drained {
+                tracing::warn!(outbox = store.outbox_len(), "Outbox not drained");
+            }
+        }
+    }
+    let _ = sync_stop_tx.send(true);
+    sync_task.await.context("sync task panicked")??;
+    let sync = sync_status.borrow().clone();
+    Ok(DaemonReport {
+        core: core_report,
+        sync,
+    })
+}

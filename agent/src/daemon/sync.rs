@@ -1,0 +1,219 @@
+//! The sync task: publishes the outbox to HQ over MQTT and removes entries only when HQ acks
+//! them at the application level. At-least-once on the wire; HQ's upsert by idempotency key
+//! makes it exactly-once in HQ's tables.
+//!
+//! Protocol state (what is in flight, what to send next) lives in [`Inflight`]; the task around
+//! it only moves bytes (rumqttc's split of `MqttState` and `EventLoop`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use rumqttc::{AsyncClient, Event as MqttEvent, LastWill, MqttOptions, Packet, QoS};
+use storefront_protocol::Ack;
+use storefront_protocol::topic::{StoreTopic, store_topic};
+use storefront_storage::Store;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// What is sent and not yet acked, by sequence number.
+#[derive(Debug, Default)]
+pub struct Inflight {
+    sent: BTreeMap<u64, Instant>,
+}
+
+impl Inflight {
+    /// After a (re)connect the broker may have lost everything: send it all again.
+    pub fn forget(&mut self) {
+        self.sent.clear();
+    }
+
+    pub fn acked(&mut self, seqs: &[u64]) {
+        for seq in seqs {
+            self.sent.remove(seq);
+        }
+    }
+
+    /// Whether `seq` should be (re)sent now: never sent, or sent longer ago than `ack_timeout`.
+    pub fn due(&self, seq: u64, now: Instant, ack_timeout: Duration) -> bool {
+        self.sent
+            .get(&seq)
+            .is_none_or(|sent| now.duration_since(*sent) >= ack_timeout)
+    }
+
+    pub fn sent(&mut self, seq: u64, now: Instant) {
+        self.sent.insert(seq, now);
+    }
+
+    pub fn len(&self) -> usize {
+        self.sent.len()
+    }
+}
+
+/// Where and how to sync.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub org: String,
+    pub store_id: String,
+    pub credentials: Option<(String, String)>,
+    pub keep_alive: Duration,
+    /// Publishes per second while draining a backlog.
+    pub publish_per_second: u32,
+    /// Unacked messages at most in flight.
+    pub max_inflight: usize,
+    /// Re-send a message not acked within this.
+    pub ack_timeout: Duration,
+}
+
+/// Live sync figures, for logs, tests and the demo.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    pub connected: bool,
+    pub published: u64,
+    pub acked: u64,
+    pub outbox_len: u64,
+}
+
+pub async fn run(
+    options: SyncOptions,
+    store: Arc<Store>,
+    mut stored: watch::Receiver<u64>,
+    status: watch::Sender<SyncStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let summary_topic = store_topic(&options.org, &options.store_id, StoreTopic::Summary)?;
+    let ack_topic = store_topic(&options.org, &options.store_id, StoreTopic::Ack)?;
+    let status_topic = store_topic(&options.org, &options.store_id, StoreTopic::Status)?;
+    let mut mqtt = MqttOptions::new(&options.client_id, &options.host, options.port);
+    mqtt.set_keep_alive(options.keep_alive);
+    mqtt.set_max_packet_size(
+        storefront_protocol::MAX_MESSAGE_BYTES + 1024,
+        storefront_protocol::MAX_MESSAGE_BYTES + 1024,
+    );
+    mqtt.set_last_will(LastWill::new(
+        &status_topic,
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    if let Some((user, password)) = &options.credentials {
+        mqtt.set_credentials(user, password);
+    }
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 256);
+    let mut inflight = Inflight::default();
+    let mut connected = false;
+    let mut backoff = Duration::from_millis(200);
+    let period = Duration::from_secs_f64(1.0 / f64::from(options.publish_per_second.max(1)));
+    let mut pace = tokio::time::interval(period);
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut current = SyncStatus {
+        outbox_len: store.outbox_len(),
+        ..SyncStatus::default()
+    };
+    status.send_replace(current.clone());
+    loop {
+        tokio::select! {
+            event = eventloop.poll() => match event {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    connected = true;
+                    backoff = Duration::from_millis(200);
+                    inflight.forget();
+                    // Subscribing again on every connect: a broker restarted without
+                    // persistence has forgotten the session.
+                    client.try_subscribe(&ack_topic, QoS::AtLeastOnce)?;
+                    client.try_publish(&status_topic, QoS::AtLeastOnce, true, "online")?;
+                    tracing::info!(host = %options.host, port = options.port, outbox = store.outbox_len(), "Connected to broker");
+                }
+                Ok(MqttEvent::Incoming(Packet::Publish(publish))) if publish.topic == ack_topic => {
+                    match serde_json::from_slice::<Ack>(&publish.payload) {
+                        Ok(ack) if ack.store_id == options.store_id => {
+                            let removed = tokio::task::block_in_place(|| store.ack(&ack.seqs))?;
+                            inflight.acked(&ack.seqs);
+                            current.acked += removed as u64;
+                        }
+                        Ok(ack) => tracing::warn!(store = %ack.store_id, "Ignoring an ack for another store"),
+                        Err(error) => tracing::warn!(%error, "Ignoring a malformed ack"),
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    if connected {
+                        tracing::warn!(%error, "Lost the broker; retrying with backoff");
+                    } else {
+                        tracing::debug!(%error, ?backoff, "Broker unreachable");
+                    }
+                    connected = false;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            },
+            _ = pace.tick(), if connected => {
+                let now = Instant::now();
+                if inflight.len() < options.max_inflight {
+                    // The oldest entry that is due: in order, one per tick (the rate bound).
+                    let entries = tokio::task::block_in_place(|| store.outbox(None, options.max_inflight))?;
+                    if let Some(message) = entries.into_iter().find(|m| inflight.due(m.seq, now, options.ack_timeout)) {
+                        if client.try_publish(&summary_topic, QoS::AtLeastOnce, false, message.encode()).is_ok() {
+                            inflight.sent(message.seq, now);
+                            current.published += 1;
+                        }
+                    }
+                }
+            }
+            _ = stored.changed() => {}
+            _ = shutdown.changed() => break,
+        }
+        current.connected = connected;
+        current.outbox_len = store.outbox_len();
+        status.send_if_modified(|s| {
+            let changed = *s != current;
+            *s = current.clone();
+            changed
+        });
+    }
+    if connected {
+        // A clean stop does not fire the last will: say it ourselves.
+        let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, "offline");
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while eventloop.poll().await.is_ok() {}
+        })
+        .await;
+    }
+    tracing::info!(outbox = store.outbox_len(), "Sync stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_due_until_sent_and_again_after_the_ack_timeout() {
+        let mut inflight = Inflight::default();
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(30);
+        assert!(inflight.due(1, t0, timeout));
+        inflight.sent(1, t0);
+        assert!(!inflight.due(1, t0 + Duration::from_secs(29), timeout));
+        assert!(inflight.due(1, t0 + Duration::from_secs(30), timeout));
+        inflight.acked(&[1]);
+        assert_eq!(inflight.len(), 0);
+    }
+
+    #[test]
+    fn a_reconnect_makes_everything_due_again() {
+        let mut inflight = Inflight::default();
+        let t0 = Instant::now();
+        inflight.sent(7, t0);
+        inflight.forget();
+        assert!(inflight.due(7, t0, Duration::from_secs(30)));
+    }
+}
