@@ -6,14 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use storefront_simulator::ProfileName;
 
-mod daemon;
-mod demo;
-mod events_file;
-mod replay;
-mod simulate;
-mod table;
+use storefront_agent::{broker_address, daemon, demo, replay, simulate};
 
 #[derive(Parser)]
 #[command(
@@ -78,32 +72,6 @@ struct RunArgs {
     /// With --replay: commit a checkpoint every this many events.
     #[arg(long, default_value_t = 50_000)]
     commit_every_events: u64,
-}
-
-/// `mqtt://host:port` (or `host:port`) as a broker address.
-pub(crate) fn broker_address(url: &str) -> Result<daemon::BrokerAddress> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) => (
-            host,
-            port.parse::<u16>().map_err(|_| {
-                anyhow::anyhow!(
-                    "--broker {url:?}: the port must be a number; fix: write mqtt://host:1883"
-                )
-            })?,
-        ),
-        None => (rest, 1883),
-    };
-    if host.is_empty() {
-        anyhow::bail!("--broker {url:?} has no host; fix: write mqtt://host:1883");
-    }
-    Ok(daemon::BrokerAddress {
-        host: host.to_owned(),
-        port,
-    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -238,10 +206,4 @@ fn init_tracing(json: bool) {
     } else {
         builder.init();
     }
-}
-
-/// Parses a profile name for clap.
-pub(crate) fn parse_profile(s: &str) -> Result<ProfileName, String> {
-    s.parse::<ProfileName>()
-        .map_err(|_| format!("unknown profile {s:?}: use boutique, mall or street"))
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use storefront_config::StoreConfig;
 use storefront_engine::Engine;
-use storefront_protocol::{DailySummary, Timestamp, WindowSummary};
+use storefront_protocol::{DailySummary, WindowSummary};
 
 use crate::events_file::read_events;
 use crate::simulate::TruthFile;
@@ -38,13 +38,10 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let config = StoreConfig::load(&args.config)?;
     let started = std::time::Instant::now();
     let mut engine = Engine::new(config.engine_config());
-    let mut last = None;
     let (read, malformed) = read_events(&args.events, |event| {
-        let t = event.time();
-        engine.handle_event(&event, t);
-        last = Some(last.map_or(t, |l: Timestamp| l.max(t)));
+        engine.handle_event(&event, event.time())
     })?;
-    let output = finish(engine_end(&mut engine, last), &mut engine);
+    let output = finish(&mut engine);
     let elapsed = started.elapsed();
     let stats = engine.stats();
     tracing::info!(
@@ -82,20 +79,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     Ok(())
 }
 
-/// Where the replay's clock stops: the end of the last event's local day.
-fn engine_end(engine: &mut Engine, last: Option<Timestamp>) -> Timestamp {
-    let calendar = engine.calendar();
-    match last {
-        Some(t) => {
-            let date = calendar.local_date(t);
-            calendar.day_start(date.succ_opt().unwrap_or(date))
-        }
-        None => Timestamp(0),
-    }
-}
-
-fn finish(until: Timestamp, engine: &mut Engine) -> ReplayOutput {
-    engine.finish(until);
+/// Ends the stream and collects every final window and day.
+pub fn finish(engine: &mut Engine) -> ReplayOutput {
+    engine.end_of_stream();
     let mut windows = Vec::new();
     while let Some(w) = engine.poll_window() {
         windows.push(w);

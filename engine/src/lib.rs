@@ -497,6 +497,17 @@ impl Engine {
         self.sweep();
     }
 
+    /// Ends a finite stream (a replayed file, a simulated day): [`Engine::finish`] through the
+    /// end of the local day of the latest event seen, restored state included.
+    pub fn end_of_stream(&mut self) {
+        if self.max_seen == i64::MIN {
+            return;
+        }
+        let date = self.calendar.local_date(Timestamp(self.max_seen));
+        let day_end = self.calendar.day_start(date.succ_opt().unwrap_or(date));
+        self.finish(day_end);
+    }
+
     /// The next final window, if any. Windows are immutable once returned.
     pub fn poll_window(&mut self) -> Option<WindowSummary> {
         self.ready_windows.pop_front()

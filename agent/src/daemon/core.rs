@@ -74,7 +74,6 @@ impl Core {
         let mut last_commit = tokio::time::Instant::now();
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut since_commit = 0u64;
-        let mut last_event_time = None;
         let mut clock_was_sane = true;
         loop {
             tokio::select! {
@@ -87,7 +86,6 @@ impl Core {
                             TimeMode::Wall => wall_now().unwrap_or(Timestamp(0)),
                         };
                         self.engine.handle_event(&event, now);
-                        last_event_time = Some(last_event_time.map_or(event.time(), |t: Timestamp| t.max(event.time())));
                         self.cursor = cursor.or(self.cursor);
                         report.events += 1;
                         since_commit += 1;
@@ -97,12 +95,9 @@ impl Core {
                         }
                     }
                     Some(SourceMessage::End) | None => {
-                        if let Some(last) = last_event_time {
-                            let calendar = self.engine.calendar();
-                            let date = calendar.local_date(last);
-                            let day_end = calendar.day_start(date.succ_opt().unwrap_or(date));
-                            self.engine.finish(day_end);
-                        }
+                        // From the engine's own latest event: after a restart at the end of the
+                        // file this run may have read none.
+                        self.engine.end_of_stream();
                         self.commit(&mut report)?;
                         report.finished = true;
                         tracing::info!(events = report.events, summaries = report.summaries_stored, "Source ended; engine finished");

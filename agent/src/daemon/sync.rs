@@ -46,7 +46,7 @@ impl Inflight {
         self.sent.insert(seq, now);
     }
 
-    pub fn len(&self) -> usize {
+    pub fn in_flight(&self) -> usize {
         self.sent.len()
     }
 }
@@ -156,7 +156,7 @@ pub async fn run(
             },
             _ = pace.tick(), if connected => {
                 let now = Instant::now();
-                if inflight.len() < options.max_inflight {
+                if inflight.in_flight() < options.max_inflight {
                     // The oldest entry that is due: in order, one per tick (the rate bound).
                     let entries = tokio::task::block_in_place(|| store.outbox(None, options.max_inflight))?;
                     if let Some(message) = entries.into_iter().find(|m| inflight.due(m.seq, now, options.ack_timeout)) {
@@ -205,7 +205,7 @@ mod tests {
         assert!(!inflight.due(1, t0 + Duration::from_secs(29), timeout));
         assert!(inflight.due(1, t0 + Duration::from_secs(30), timeout));
         inflight.acked(&[1]);
-        assert_eq!(inflight.len(), 0);
+        assert_eq!(inflight.in_flight(), 0);
     }
 
     #[test]

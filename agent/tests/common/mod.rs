@@ -1,0 +1,169 @@
+//! Shared by the agent's integration tests: a simulated day on disk, a config pointing at a
+//! private broker, an in-process HQ collector, and the agent binary as a child process.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use storefront_agent::events_file::EventWriter;
+use storefront_agent::replay::{ReplayOutput, finish};
+use storefront_config::StoreConfig;
+use storefront_engine::Engine;
+use storefront_hq::{Collector, CollectorConfig, HqStats, HqStore, SledHqStore};
+use storefront_protocol::{DailySummary, Timestamp, WindowSummary};
+use storefront_simulator::{
+    Profile, ProfileName, SimulationSpec, Simulator, TruthDay, TruthParams,
+};
+use tokio::sync::watch;
+
+pub const ALL_TIME: (Timestamp, Timestamp) = (Timestamp(i64::MIN / 2), Timestamp(i64::MAX / 2));
+
+/// One simulated day written as an events file, with its truth.
+pub fn write_day(dir: &Path, profile: ProfileName, seed: u64) -> (PathBuf, TruthDay) {
+    let mut simulator = Simulator::new(SimulationSpec {
+        profile: Profile::named(profile),
+        seed,
+        days: 1,
+        start_date: NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(),
+        mac_rotation: false,
+        truth: TruthParams::default(),
+    });
+    let day = simulator.next_day().unwrap();
+    let path = dir.join("events.jsonl");
+    let mut writer = EventWriter::create(&path).unwrap();
+    for event in &day.events {
+        writer.write(event).unwrap();
+    }
+    writer.finish().unwrap();
+    (path, day.truth)
+}
+
+/// The profile's example config with its database in `dir` and sync to the test broker.
+pub fn write_config(dir: &Path, profile: ProfileName, port: u16) -> PathBuf {
+    let example = storefront_tests::example_config_path(profile);
+    let mut table: toml::Table =
+        toml::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
+    let mut storage = toml::Table::new();
+    storage.insert(
+        "path".into(),
+        dir.join("agent-db").display().to_string().into(),
+    );
+    table.insert("storage".into(), storage.into());
+    let mut sync = toml::Table::new();
+    sync.insert("broker".into(), format!("mqtt://127.0.0.1:{port}").into());
+    table.insert("sync".into(), sync.into());
+    let path = dir.join("store.toml");
+    std::fs::write(&path, toml::to_string(&table).unwrap()).unwrap();
+    path
+}
+
+/// What an uninterrupted run must produce: the engine over the file, as HQ should hold it
+/// (distributions redacted for k-anonymity).
+pub fn expected(config: &Path, events: &Path) -> (Vec<WindowSummary>, Vec<DailySummary>) {
+    let config = StoreConfig::load(config).unwrap();
+    let mut engine = Engine::new(config.engine_config());
+    storefront_agent::events_file::read_events(events, |e| engine.handle_event(&e, e.time()))
+        .unwrap();
+    let ReplayOutput { mut windows, days } = finish(&mut engine);
+    // Windows become final out of order (a long visit holds its window open); HQ lists by time.
+    windows.sort_by_key(|w| w.window_start);
+    let min_count = u64::from(config.privacy.min_count);
+    (
+        windows.iter().map(|w| w.redacted(min_count)).collect(),
+        days.iter().map(|d| d.redacted(min_count)).collect(),
+    )
+}
+
+pub struct Hq {
+    pub store: Arc<SledHqStore>,
+    pub stats: watch::Receiver<HqStats>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<HqStats, storefront_hq::HqError>>,
+}
+
+impl Hq {
+    pub fn start(dir: &Path, port: u16) -> Hq {
+        let store = Arc::new(SledHqStore::open(dir.join("hq-db")).unwrap());
+        let config =
+            CollectorConfig::new(&format!("mqtt://127.0.0.1:{port}"), "test-hq", "hq").unwrap();
+        let collector = Collector::new(config, store.clone()).unwrap();
+        let stats = collector.stats();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(collector.run(stop_rx));
+        Hq {
+            store,
+            stats,
+            stop,
+            task,
+        }
+    }
+
+    pub fn windows(&self, store: &str) -> Vec<WindowSummary> {
+        self.store
+            .windows(Some(store), ALL_TIME.0, ALL_TIME.1)
+            .unwrap()
+    }
+
+    pub fn days(&self, store: &str) -> Vec<DailySummary> {
+        self.store
+            .days(Some(store), "0000-01-01", "9999-12-31")
+            .unwrap()
+    }
+
+    pub async fn stop(self) -> HqStats {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap().unwrap()
+    }
+}
+
+/// `agent run --config … --replay …` as a child process.
+pub fn spawn_agent(config: &Path, events: &Path, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args(["run", "--config"])
+        .arg(config)
+        .arg("--replay")
+        .arg(events)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the agent binary runs")
+}
+
+/// Waits for the child to exit by itself, at most `limit`.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the agent did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts two summary lists are equal, reporting the first difference briefly (a whole day
+/// of windows is too long to print).
+pub fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, actual: &[T], expected: &[T]) {
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "{what}: {} vs {} expected",
+        actual.len(),
+        expected.len()
+    );
+    if let Some(i) = (0..actual.len()).find(|&i| actual[i] != expected[i]) {
+        panic!(
+            "{what}: item {i} differs:\n actual   {:?}\n expected {:?}",
+            actual[i], expected[i]
+        );
+    }
+}
