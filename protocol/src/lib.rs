@@ -8,6 +8,7 @@
 mod distribution;
 mod event;
 mod ids;
+pub mod privacy;
 mod summary;
 mod sync;
 mod time;
