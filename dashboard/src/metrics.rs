@@ -1,0 +1,103 @@
+//! `/metrics`: the agent's counters and gauges in the OpenMetrics text format, encoded by
+//! prometheus-client from a fresh registry per scrape (the source hands over a snapshot, so
+//! there is no long-lived metric state to keep in step).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+
+use crate::source::{HealthView, MetricsView};
+
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labels = Vec<(String, String)>;
+
+fn counter(value: u64) -> Counter {
+    let c = Counter::default();
+    c.inc_by(value);
+    c
+}
+
+fn gauge(value: i64) -> Gauge {
+    let g = Gauge::default();
+    g.set(value);
+    g
+}
+
+fn gauge_f64(value: f64) -> Gauge<f64, AtomicU64> {
+    let g = Gauge::<f64, AtomicU64>::default();
+    g.set(value);
+    g
+}
+
+fn by_reason(values: &std::collections::BTreeMap<String, u64>) -> Family<Labels, Counter> {
+    let family = Family::<Labels, Counter>::default();
+    for (reason, value) in values {
+        family
+            .get_or_create(&vec![("reason".to_owned(), reason.clone())])
+            .inc_by(*value);
+    }
+    family
+}
+
+/// Every metric is prefixed `storefront_`; counters get `_total`, units their suffix.
+pub fn encode_metrics(m: &MetricsView, health: &HealthView) -> anyhow::Result<String> {
+    let mut registry = Registry::with_prefix("storefront");
+    registry.register("events_in", "Events taken in", counter(m.events_in_total));
+    registry.register(
+        "events_rejected",
+        "Events rejected, by reason",
+        by_reason(&m.events_rejected_total),
+    );
+    registry.register(
+        "events_dropped",
+        "Events shed before the engine, by reason",
+        by_reason(&m.events_dropped_total),
+    );
+    registry.register(
+        "windows_final",
+        "Windows that became final",
+        counter(m.windows_final_total),
+    );
+    registry.register(
+        "outbox_depth",
+        "Summaries waiting in the outbox",
+        gauge(i64::try_from(m.outbox_depth).unwrap_or(i64::MAX)),
+    );
+    if let Some(lag) = m.sync_lag_seconds {
+        registry.register_with_unit(
+            "sync_lag",
+            "Age of the oldest unacknowledged summary",
+            Unit::Seconds,
+            gauge_f64(lag),
+        );
+    }
+    if let Some(lag) = m.window_finality_lag_seconds {
+        registry.register_with_unit(
+            "window_finality_lag",
+            "Wall clock minus the start of the oldest window not final yet",
+            Unit::Seconds,
+            gauge_f64(lag),
+        );
+    }
+    if let Some(size) = m.sled_size_bytes {
+        registry.register_with_unit(
+            "sled_size",
+            "Size of the sled database on disk",
+            Unit::Bytes,
+            gauge(i64::try_from(size).unwrap_or(i64::MAX)),
+        );
+    }
+    registry.register(
+        "sync_connected",
+        "1 while connected to HQ",
+        gauge(i64::from(health.sync.connected)),
+    );
+    registry.register("ready", "1 when the agent is ready", gauge(i64::from(health.ready)));
+    let mut text = String::new();
+    encode(&mut text, &registry)?;
+    Ok(text)
+}
