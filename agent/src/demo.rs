@@ -65,6 +65,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             BrokerAddress {
                 host: "127.0.0.1".into(),
                 port: embedded.port(),
+                tls: false,
             }
         }
     };

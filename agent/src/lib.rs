@@ -11,12 +11,17 @@ pub mod table;
 use anyhow::Result;
 use storefront_simulator::ProfileName;
 
-/// `mqtt://host:port` (or `host:port`) as a broker address.
+/// `mqtt://host:port`, `mqtts://host:port` (TLS) or `host:port` as a broker address.
 pub fn broker_address(url: &str) -> Result<daemon::BrokerAddress> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
+    let (tls, rest) = match url.strip_prefix("mqtts://") {
+        Some(rest) => (true, rest),
+        None => (
+            false,
+            url.strip_prefix("mqtt://")
+                .or_else(|| url.strip_prefix("tcp://"))
+                .unwrap_or(url),
+        ),
+    };
     let (host, port) = match rest.rsplit_once(':') {
         Some((host, port)) => (
             host,
@@ -26,7 +31,7 @@ pub fn broker_address(url: &str) -> Result<daemon::BrokerAddress> {
                 )
             })?,
         ),
-        None => (rest, 1883),
+        None => (rest, if tls { 8883 } else { 1883 }),
     };
     if host.is_empty() {
         anyhow::bail!("--broker {url:?} has no host; fix: write mqtt://host:1883");
@@ -34,6 +39,7 @@ pub fn broker_address(url: &str) -> Result<daemon::BrokerAddress> {
     Ok(daemon::BrokerAddress {
         host: host.to_owned(),
         port,
+        tls,
     })
 }
 

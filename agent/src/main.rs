@@ -43,6 +43,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    daemon::tls::install_crypto_provider();
     init_tracing(cli.log_json);
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,28 +114,17 @@ fn run_agent(args: RunArgs) -> Result<()> {
     };
     let broker = match (&args.broker, &config.sync.broker) {
         (Some(url), _) => broker_address(url)?,
-        (
-            None,
-            storefront_config::Broker::Mqtt {
-                host,
-                port,
-                tls: false,
-            },
-        ) => daemon::BrokerAddress {
+        (None, storefront_config::Broker::Mqtt { host, port, tls }) => daemon::BrokerAddress {
             host: host.clone(),
             port: *port,
+            tls: *tls,
         },
-        (None, storefront_config::Broker::Mqtt { tls: true, .. }) => {
-            anyhow::bail!(
-                "{}: sync.broker: mqtts:// is not supported yet; fix: use mqtt:// or --broker",
-                args.config.display()
-            )
-        }
         (None, storefront_config::Broker::Embedded) => {
             let embedded = storefront_broker::EmbeddedBroker::start(1883)?;
             daemon::BrokerAddress {
                 host: "127.0.0.1".into(),
                 port: embedded.port(),
+                tls: false,
             }
         }
     };

@@ -106,6 +106,8 @@ dynamic_filters = true
 pub struct Mosquitto {
     port: u16,
     child: Option<Child>,
+    /// A config file (for TLS listeners and the like), when started with one.
+    config: Option<std::path::PathBuf>,
 }
 
 impl Mosquitto {
@@ -123,6 +125,22 @@ impl Mosquitto {
         let mut broker = Mosquitto {
             port: free_port()?,
             child: None,
+            config: None,
+        };
+        broker.restart()?;
+        Ok(broker)
+    }
+
+    /// Starts mosquitto with the config file at `config` (written by the caller, e.g. with TLS
+    /// listeners); `port` is the listener to wait for.
+    pub fn start_with_config(
+        config: &std::path::Path,
+        port: u16,
+    ) -> Result<Mosquitto, BrokerError> {
+        let mut broker = Mosquitto {
+            port,
+            child: None,
+            config: Some(config.to_owned()),
         };
         broker.restart()?;
         Ok(broker)
@@ -145,8 +163,12 @@ impl Mosquitto {
         self.kill();
         // Without a config file mosquitto 2 listens on loopback only and allows anonymous
         // clients: exactly a private test broker.
-        let child = Command::new("mosquitto")
-            .args(["-p", &self.port.to_string()])
+        let mut command = Command::new("mosquitto");
+        match &self.config {
+            Some(config) => command.arg("-c").arg(config),
+            None => command.args(["-p", &self.port.to_string()]),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

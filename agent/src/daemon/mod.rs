@@ -10,6 +10,7 @@
 mod core;
 pub mod source;
 pub mod sync;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,8 @@ use self::sync::{SyncOptions, SyncStatus};
 pub struct BrokerAddress {
     pub host: String,
     pub port: u16,
+    /// Speak TLS (`mqtts://`), with the config's CA and client certificate settings.
+    pub tls: bool,
 }
 
 /// How a daemon run ended.
@@ -124,6 +127,11 @@ pub async fn run(
         org: config.store.org.clone(),
         store_id: config.store.id.clone(),
         credentials: read_password(&config)?,
+        tls: if run.broker.tls {
+            Some(tls::configuration(&config.sync)?)
+        } else {
+            None
+        },
         keep_alive: config.sync.keep_alive,
         publish_per_second: run
             .publish_per_second

@@ -52,7 +52,7 @@ impl Inflight {
 }
 
 /// Where and how to sync.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SyncOptions {
     pub host: String,
     pub port: u16,
@@ -60,6 +60,8 @@ pub struct SyncOptions {
     pub org: String,
     pub store_id: String,
     pub credentials: Option<(String, String)>,
+    /// `mqtts://`: how to speak TLS to the broker.
+    pub tls: Option<rumqttc::TlsConfiguration>,
     pub keep_alive: Duration,
     /// Publishes per second while draining a backlog.
     pub publish_per_second: u32,
@@ -102,6 +104,9 @@ pub async fn run(
     ));
     if let Some((user, password)) = &options.credentials {
         mqtt.set_credentials(user, password);
+    }
+    if let Some(tls) = options.tls.clone() {
+        mqtt.set_transport(rumqttc::Transport::tls_with_config(tls));
     }
     let (client, mut eventloop) = AsyncClient::new(mqtt, 256);
     let mut inflight = Inflight::default();

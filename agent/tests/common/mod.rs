@@ -128,7 +128,10 @@ pub fn spawn_agent(config: &Path, events: &Path, extra: &[&str]) -> Child {
         .arg("--replay")
         .arg(events)
         .args(extra)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("AGENT_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
