@@ -124,8 +124,8 @@ async fn require_token(token: &[u8], request: Request, next: Next) -> Response {
         .and_then(|Query(pairs)| pairs.into_iter().find(|(k, _)| k == "token"))
         .map(|(_, v)| v.into_bytes());
     let matches = |given: &[u8]| -> bool { bool::from(given.ct_eq(token)) };
-    let ok = from_header.as_deref().is_some_and(matches)
-        || from_query.as_deref().is_some_and(matches);
+    let ok =
+        from_header.as_deref().is_some_and(matches) || from_query.as_deref().is_some_and(matches);
     if ok {
         next.run(request).await
     } else {
@@ -152,7 +152,10 @@ async fn page() -> impl IntoResponse {
 }
 
 async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/yaml; charset=utf-8")], OPENAPI)
+    (
+        [(header::CONTENT_TYPE, "application/yaml; charset=utf-8")],
+        OPENAPI,
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -183,13 +186,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let source = state.source.clone();
-    let text = blocking(move || crate::metrics::encode_metrics(&source.metrics(), &source.health()))
-        .await?;
-    Ok((
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        text,
-    )
-        .into_response())
+    let text =
+        blocking(move || crate::metrics::encode_metrics(&source.metrics(), &source.health()))
+            .await?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 /// Runs a source call off the async runtime: `days` and `windows` may read the disk.
@@ -259,7 +259,12 @@ pub fn resolve_range(
     pairs: &[(String, String)],
     today: NaiveDate,
 ) -> Result<(NaiveDate, NaiveDate), ApiError> {
-    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
     let (from, to) = match (get("date"), get("from"), get("to")) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
             return Err(ApiError::bad_parameter(
@@ -314,7 +319,10 @@ pub fn resolve_range(
     Ok((from, to))
 }
 
-async fn store(State(state): State<AppState>, params: Params) -> Result<axum::Json<StoreView>, ApiError> {
+async fn store(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<axum::Json<StoreView>, ApiError> {
     parameters(params, &[])?;
     let source = state.source.clone();
     Ok(axum::Json(blocking(move || Ok(source.store())).await?))
@@ -346,7 +354,10 @@ pub struct LiveResponse {
     pub door_occupancy: Option<i64>,
 }
 
-async fn live(State(state): State<AppState>, params: Params) -> Result<axum::Json<LiveResponse>, ApiError> {
+async fn live(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<axum::Json<LiveResponse>, ApiError> {
     parameters(params, &[])?;
     let source = state.source.clone();
     let (live, tz) = blocking(move || Ok((source.live(), source.store().timezone))).await?;
@@ -361,7 +372,10 @@ async fn live(State(state): State<AppState>, params: Params) -> Result<axum::Jso
     }))
 }
 
-async fn health(State(state): State<AppState>, params: Params) -> Result<axum::Json<HealthView>, ApiError> {
+async fn health(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<axum::Json<HealthView>, ApiError> {
     parameters(params, &[])?;
     let source = state.source.clone();
     Ok(axum::Json(blocking(move || Ok(source.health())).await?))

@@ -486,8 +486,8 @@ fn histogram(distribution: &Distribution) -> Vec<HistogramBin> {
     }
     let count = distribution.count;
     let below = |edge: u64| -> u64 {
-        let share = quantiles.iter().filter(|&&q| q < edge as f64).count() as f64
-            / quantiles.len() as f64;
+        let share =
+            quantiles.iter().filter(|&&q| q < edge as f64).count() as f64 / quantiles.len() as f64;
         (share * count as f64).round() as u64
     };
     let edges = HISTOGRAM_EDGES_SECONDS;
@@ -550,4 +550,54 @@ pub fn door_scaled(funnel: &Funnel, store: &StoreView) -> Option<DoorScaled> {
         visitors: funnel.door_scaled(funnel.visitors())?,
         bounces: funnel.door_scaled(funnel.bounces)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cal(tz: Tz) -> Calendar {
+        Calendar::new(tz, 900)
+    }
+
+    #[test]
+    fn dst_days_have_23_and_25_hours_and_ordinary_days_24() {
+        let paris = cal(chrono_tz::Europe::Paris);
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(hours_of_day(&paris, day("2026-03-29")).len(), 23);
+        assert_eq!(hours_of_day(&paris, day("2026-10-25")).len(), 25);
+        assert_eq!(hours_of_day(&paris, day("2026-11-23")).len(), 24);
+        let kathmandu = cal(chrono_tz::Asia::Kathmandu);
+        let hours = hours_of_day(&kathmandu, day("2026-11-23"));
+        assert_eq!(hours.len(), 24);
+        // +05:45: local hours start at :15 past the UTC hour.
+        assert_eq!(hours[0].millis().rem_euclid(3_600_000), 15 * 60_000);
+    }
+
+    #[test]
+    fn histogram_bins_add_up_to_the_count_and_follow_the_values() {
+        let mut d = Distribution::new();
+        for _ in 0..30 {
+            d.add(60.0);
+        }
+        for _ in 0..70 {
+            d.add(400.0);
+        }
+        let bins = histogram(&d);
+        assert_eq!(bins.iter().map(|b| b.visits).sum::<u64>(), 100);
+        assert_eq!(bins[0].visits, 30);
+        assert_eq!(bins[2].visits, 70);
+        assert_eq!(bins.last().unwrap().to_seconds, None);
+    }
+
+    #[test]
+    fn a_redacted_distribution_shows_its_count_and_no_values() {
+        let mut d = Distribution::new();
+        d.add(100.0);
+        let figures = duration_figures(&d.redacted(5));
+        assert_eq!(figures.count, 1);
+        assert!(!figures.values_known);
+        assert!(figures.histogram.is_empty());
+        assert_eq!(figures.p50_seconds, None);
+    }
 }

@@ -96,7 +96,11 @@ pub fn encode_metrics(m: &MetricsView, health: &HealthView) -> anyhow::Result<St
         "1 while connected to HQ",
         gauge(i64::from(health.sync.connected)),
     );
-    registry.register("ready", "1 when the agent is ready", gauge(i64::from(health.ready)));
+    registry.register(
+        "ready",
+        "1 when the agent is ready",
+        gauge(i64::from(health.ready)),
+    );
     let mut text = String::new();
     encode(&mut text, &registry)?;
     Ok(text)

@@ -70,7 +70,8 @@ pub fn report(days: &[DailySummary], store: &StoreView) -> Report {
 
 /// The report as pretty JSON.
 pub fn report_json(days: &[DailySummary], store: &StoreView) -> String {
-    serde_json::to_string_pretty(&report(days, store)).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    serde_json::to_string_pretty(&report(days, store))
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
 fn percent(rate: Option<f64>) -> String {
@@ -91,8 +92,18 @@ fn optional(value: Option<u64>) -> String {
 pub fn report_table(days: &[DailySummary], store: &StoreView) -> String {
     let report = report(days, store);
     let header = [
-        "date", "passers-by", "entries", "visitors", "capture", "bounce", "trans", "sales conv",
-        "p50 visit", "p90 visit", "repeat", "door in",
+        "date",
+        "passers-by",
+        "entries",
+        "visitors",
+        "capture",
+        "bounce",
+        "trans",
+        "sales conv",
+        "p50 visit",
+        "p90 visit",
+        "repeat",
+        "door in",
     ];
     let cells = |r: &ReportRow| -> Vec<String> {
         let f = &r.funnel;

@@ -28,9 +28,17 @@ fn assert_funnel_matches(json: &Value, f: &Funnel) {
     assert_eq!(j["capped"], f.capped);
     assert_eq!(j["transactions"], f.transactions);
     assert_eq!(j["door_in"].as_u64(), f.door_in);
-    assert_rate(&j["shopfront_conversion"], f.shopfront_conversion(), "conversion");
+    assert_rate(
+        &j["shopfront_conversion"],
+        f.shopfront_conversion(),
+        "conversion",
+    );
     assert_rate(&j["bounce_rate"], f.bounce_rate(), "bounce rate");
-    assert_rate(&j["sales_conversion"], f.sales_conversion(), "sales conversion");
+    assert_rate(
+        &j["sales_conversion"],
+        f.sales_conversion(),
+        "sales conversion",
+    );
     assert_rate(&j["repeat"]["rate"], f.repeat_rate(), "repeat rate");
     assert_eq!(j["repeat"]["measured"], f.repeat.is_some());
     let d = &json["visit_duration"];
@@ -44,7 +52,10 @@ fn assert_funnel_matches(json: &Value, f: &Funnel) {
         .iter()
         .map(|b| b["visits"].as_u64().unwrap())
         .sum();
-    assert_eq!(bins, f.visit_duration.count, "histogram bins add up to the count");
+    assert_eq!(
+        bins, f.visit_duration.count,
+        "histogram bins add up to the count"
+    );
     for zone in json["zones"].as_array().unwrap() {
         let name = zone["zone"].as_str().unwrap();
         let z = f.zones.get(name).cloned().unwrap_or_default();
@@ -108,7 +119,11 @@ async fn today_merges_final_and_provisional_windows_and_flags_the_provisional_ho
     stale.funnel.entries += 100;
     source.provisional.push(stale);
     let mut all = source.windows.clone();
-    all.extend(source.provisional[..source.provisional.len() - 1].iter().cloned());
+    all.extend(
+        source.provisional[..source.provisional.len() - 1]
+            .iter()
+            .cloned(),
+    );
     let expected = merged(&all);
     let (app, _) = app(source, None);
 
@@ -129,10 +144,7 @@ async fn today_merges_final_and_provisional_windows_and_flags_the_provisional_ho
     // a match only for its first run.
     assert_eq!(hours[2]["last_week"]["local_date"], "2026-10-18");
     assert!(hours[3]["last_week"].is_null(), "second 02:00 has no twin");
-    assert_eq!(
-        hours.iter().filter(|h| h["last_week"].is_null()).count(),
-        1
-    );
+    assert_eq!(hours.iter().filter(|h| h["last_week"].is_null()).count(), 1);
 }
 
 #[tokio::test]
@@ -153,7 +165,10 @@ async fn a_23_hour_dst_day_has_23_hourly_rows_without_2_am() {
     let (app, _) = app(source, None);
     let json = get_json(&app, "/api/v1/funnel?date=2026-03-29").await;
     let hours = json["traffic_by_hour"].as_array().unwrap();
-    let labels: Vec<u64> = hours.iter().map(|h| h["local_hour"].as_u64().unwrap()).collect();
+    let labels: Vec<u64> = hours
+        .iter()
+        .map(|h| h["local_hour"].as_u64().unwrap())
+        .collect();
     assert_eq!(hours.len(), 23);
     assert_eq!(labels[..4], [0, 1, 3, 4]);
     assert_eq!(hours[1]["utc_offset"], "+01:00");
@@ -197,7 +212,10 @@ async fn a_25_hour_dst_day_has_25_hourly_rows_with_2_am_twice() {
         .collect();
     assert_eq!(twos, [("02:00", "+02:00"), ("02:00", "+01:00")]);
     assert_eq!(hours[24]["local_hour"], 23);
-    let starts: Vec<i64> = hours.iter().map(|h| h["hour_start"].as_i64().unwrap()).collect();
+    let starts: Vec<i64> = hours
+        .iter()
+        .map(|h| h["hour_start"].as_i64().unwrap())
+        .collect();
     assert!(starts.windows(2).all(|w| w[1] - w[0] == 3_600_000));
     assert_funnel_matches(&json, &merged(&windows));
 }
@@ -340,7 +358,11 @@ async fn when_a_token_is_set_every_route_but_healthz_requires_it() {
         let (status, _) = get_with(&app, uri, Some("wrong")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri} with a wrong token");
         let (status, _) = get_with(&app, uri, Some("s3cret-toke")).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri} with a prefix of the token");
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{uri} with a prefix of the token"
+        );
         let expected = if uri == "/api/v1/nope" {
             StatusCode::NOT_FOUND
         } else {
@@ -364,7 +386,10 @@ async fn readyz_follows_the_sources_readiness_and_healthz_is_always_up() {
     let mut source = paris_today();
     source.health.ready = false;
     let (app, _) = app(source, None);
-    assert_eq!(get(&app, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(&app, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
     let (ready, _) = common::app(paris_today(), None);
     assert_eq!(get(&ready, "/readyz").await.0, StatusCode::OK);
@@ -372,7 +397,10 @@ async fn readyz_follows_the_sources_readiness_and_healthz_is_always_up() {
 
 /// Parses the text exposition format strictly enough to catch a malformed line:
 /// `# HELP|TYPE|UNIT name ...`, `# EOF`, or `name{label="value",...} number`.
-fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// A sample: metric name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+fn parse_exposition(text: &str) -> Vec<Sample> {
     let mut samples = Vec::new();
     let name_ok = |n: &str| {
         !n.is_empty()
@@ -394,7 +422,20 @@ fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
             assert!(name_ok(parts.next().unwrap()), "{line}");
             if kind == "TYPE" {
                 let t = parts.next().unwrap();
-                assert!(["counter", "gauge", "histogram", "summary", "info", "unknown", "stateset", "gaugehistogram"].contains(&t), "{line}");
+                assert!(
+                    [
+                        "counter",
+                        "gauge",
+                        "histogram",
+                        "summary",
+                        "info",
+                        "unknown",
+                        "stateset",
+                        "gaugehistogram"
+                    ]
+                    .contains(&t),
+                    "{line}"
+                );
             }
             continue;
         }
@@ -408,7 +449,10 @@ fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
                     .map(|pair| {
                         let (k, v) = pair.split_once('=').expect(line);
                         assert!(name_ok(k), "{line}");
-                        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).expect(line);
+                        let v = v
+                            .strip_prefix('"')
+                            .and_then(|v| v.strip_suffix('"'))
+                            .expect(line);
                         (k.to_owned(), v.to_owned())
                     })
                     .collect();
@@ -435,19 +479,30 @@ async fn metrics_parse_as_prometheus_text_and_carry_the_counters() {
             .find(|(n, l, _)| {
                 n == name
                     && l.len() == labels.len()
-                    && labels.iter().all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v))
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.iter().any(|(a, b)| a == k && b == v))
             })
             .unwrap_or_else(|| panic!("{name} {labels:?} missing in\n{text}"))
             .2
     };
     assert_eq!(value("storefront_events_in_total", &[]), 123_456.0);
-    assert_eq!(value("storefront_events_rejected_total", &[("reason", "late")]), 7.0);
     assert_eq!(
-        value("storefront_events_rejected_total", &[("reason", "unknown_scanner")]),
+        value("storefront_events_rejected_total", &[("reason", "late")]),
+        7.0
+    );
+    assert_eq!(
+        value(
+            "storefront_events_rejected_total",
+            &[("reason", "unknown_scanner")]
+        ),
         2.0
     );
     assert_eq!(
-        value("storefront_events_dropped_total", &[("reason", "channel_full")]),
+        value(
+            "storefront_events_dropped_total",
+            &[("reason", "channel_full")]
+        ),
         1.0
     );
     assert_eq!(value("storefront_outbox_depth", &[]), 4.0);
@@ -456,7 +511,10 @@ async fn metrics_parse_as_prometheus_text_and_carry_the_counters() {
     assert_eq!(value("storefront_sled_size_bytes", &[]), 1_048_576.0);
     assert_eq!(value("storefront_windows_final_total", &[]), 96.0);
     assert_eq!(value("storefront_ready", &[]), 1.0);
-    assert!(text.contains("# TYPE storefront_events_rejected counter"), "{text}");
+    assert!(
+        text.contains("# TYPE storefront_events_rejected counter"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -481,7 +539,11 @@ async fn the_openapi_document_is_served_and_names_every_endpoint() {
     let (app, _) = app(paris_today(), None);
     let (status, yaml) = get(&app, "/api/v1/openapi.yaml").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(yaml.starts_with("openapi: 3.1"), "{}", &yaml[..40.min(yaml.len())]);
+    assert!(
+        yaml.starts_with("openapi: 3.1"),
+        "{}",
+        &yaml[..40.min(yaml.len())]
+    );
     for path in [
         "/api/v1/store:",
         "/api/v1/funnel:",
@@ -501,7 +563,14 @@ async fn the_page_is_self_contained() {
     let (app, _) = app(paris_today(), None);
     let (status, html) = get(&app, "/").await;
     assert_eq!(status, StatusCode::OK);
-    for external in ["src=\"http", "href=\"http", "@import", "url(", "<link", "src=\"//"] {
+    for external in [
+        "src=\"http",
+        "href=\"http",
+        "@import",
+        "url(",
+        "<link",
+        "src=\"//",
+    ] {
         assert!(!html.contains(external), "page refers outside: {external}");
     }
     assert!(html.contains("setInterval(refresh, 30000)"));
@@ -526,7 +595,10 @@ fn the_report_table_has_a_row_per_day_and_a_total_row() {
     let t = json.total.unwrap();
     assert_eq!(t.funnel.entries, total.entries);
     assert_eq!(t.funnel.shopfront_conversion, total.shopfront_conversion());
-    assert!(lines[6].contains(&format!(" {} ", total.entries)), "{table}");
+    assert!(
+        lines[6].contains(&format!(" {} ", total.entries)),
+        "{table}"
+    );
     assert!(lines[6].contains(&format!("{:.1}%", total.bounce_rate().unwrap() * 100.0)));
     assert!(table.contains("n/m"), "repeat not measured is shown as n/m");
     assert!(report_table(&[], &store).contains("no final days"));
@@ -536,7 +608,11 @@ fn the_report_table_has_a_row_per_day_and_a_total_row() {
 fn funnel_report_is_the_same_figures_as_the_api() {
     let source = paris_today();
     let r = funnel_report(&source, date("2026-10-20"), date("2026-10-20")).unwrap();
-    let day = source.days.iter().find(|d| d.local_date == "2026-10-20").unwrap();
+    let day = source
+        .days
+        .iter()
+        .find(|d| d.local_date == "2026-10-20")
+        .unwrap();
     assert_eq!(r.funnel.entries, day.funnel.entries);
     assert_eq!(r.traffic_by_hour.len(), 24);
 }

@@ -12,13 +12,13 @@ use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
 use http_body_util::BodyExt;
 use storefront_dashboard::{
-    DashboardOptions, DashboardSource, HealthView, LiveView, MetricsView, SensorHealth,
-    SensorKind, SensorStatus, StoreView, SyncView, router,
+    DashboardOptions, DashboardSource, HealthView, LiveView, MetricsView, SensorHealth, SensorKind,
+    SensorStatus, StoreView, SyncView, router,
 };
 use storefront_engine::Calendar;
 use storefront_protocol::{
-    DailySummary, Funnel, RepeatCounts, SUMMARY_SCHEMA_VERSION, Timestamp,
-    WindowSummary, ZoneSummary,
+    DailySummary, Funnel, RepeatCounts, SUMMARY_SCHEMA_VERSION, Timestamp, WindowSummary,
+    ZoneSummary,
 };
 use tower::ServiceExt;
 
@@ -181,8 +181,16 @@ pub fn day_windows(tz: Tz, day: NaiveDate, seed: u64, door: bool) -> Vec<WindowS
         let hour = cal.local_hour(t);
         let open = (9..20).contains(&hour);
         let entries = if open { 1 + rng.below(6) } else { 0 };
-        let passers = if open { 3 + rng.below(12) } else { rng.below(2) };
-        out.push(window(tz, t, funnel(&mut rng, entries, passers, door, false)));
+        let passers = if open {
+            3 + rng.below(12)
+        } else {
+            rng.below(2)
+        };
+        out.push(window(
+            tz,
+            t,
+            funnel(&mut rng, entries, passers, door, false),
+        ));
         t = cal.next_window(t);
     }
     out
