@@ -66,7 +66,8 @@ fn int(v: &Value) -> i64 {
 /// Checks one object of expected values against a decoded advert. Keys this decoder has no
 /// counterpart for (another decoder's view of the same bytes) are listed and skipped; any other
 /// key fails the test so that no expectation is silently ignored.
-fn check_fields(advert: &Advert, fields: &Map<String, Value>, ctx: &str) {
+fn check_fields(advert: &Advert, fields: &Map<String, Value>, ctx: &str) -> usize {
+    let mut checked = 0;
     const OTHER_DECODERS_VIEWS: &[&str] = &[
         "theengs_decoder_output",
         "note",
@@ -87,6 +88,7 @@ fn check_fields(advert: &Advert, fields: &Map<String, Value>, ctx: &str) {
         if OTHER_DECODERS_VIEWS.contains(&key.as_str()) {
             continue;
         }
+        checked += 1;
         match (key.as_str(), advert) {
             ("parsed" | "valid", _) => assert_eq!(want, &Value::Bool(true), "{ctx}"),
             ("company_id_hex_le", Advert::IBeacon(_)) => {
@@ -139,6 +141,7 @@ fn check_fields(advert: &Advert, fields: &Map<String, Value>, ctx: &str) {
             _ => panic!("{ctx}: no check for this key on {advert:?}"),
         }
     }
+    checked
 }
 
 fn check_eddystone_field(e: &Eddystone, advert: &Advert, key: &str, want: &Value, ctx: &str) {
@@ -298,6 +301,9 @@ fn invalid_outcome(description: &str) -> Result<Advert, DecodeError> {
         .unwrap_or_else(|| panic!("no pinned outcome for invalid frame {description:?}"))
 }
 
+/// Expected and spec-derived values this decoder has a counterpart for.
+const FIELDS_IN_CORPUS: usize = 142;
+
 #[test]
 fn every_frame_of_the_shared_corpus_decodes_as_its_source_says() {
     let corpus = corpus();
@@ -306,6 +312,7 @@ fn every_frame_of_the_shared_corpus_decodes_as_its_source_says() {
         59,
         "the corpus changed: review the new entries"
     );
+    let mut fields_checked = 0;
     for (i, entry) in corpus.iter().enumerate() {
         let kind = entry["kind"].as_str().expect("kind");
         let description = entry["description"].as_str().expect("description");
@@ -399,12 +406,12 @@ fn every_frame_of_the_shared_corpus_decodes_as_its_source_says() {
         }
 
         if let Some(expected) = expected {
-            check_fields(&advert, expected, &ctx);
+            fields_checked += check_fields(&advert, expected, &ctx);
         }
         if let Some(derived) = derived {
             // Spec-derived values: each was checked by hand against the bytes and the spec
             // (Eddystone URL codes, 8.8 temperature, iBeacon big-endian major/minor).
-            check_fields(&advert, derived, &format!("{ctx} derived_by_spec"));
+            fields_checked += check_fields(&advert, derived, &format!("{ctx} derived_by_spec"));
         }
         if let Some(raw) = raw_adv {
             let whole = decode_ad(&raw);
@@ -425,6 +432,8 @@ fn every_frame_of_the_shared_corpus_decodes_as_its_source_says() {
             }
         }
     }
+    // Every expected value the sources state, and every spec-derived one, was compared.
+    assert_eq!(fields_checked, FIELDS_IN_CORPUS, "fields checked");
 }
 
 // ---------------------------------------------------------------------------------------------
