@@ -224,8 +224,8 @@ fn theengs(topic: &str, text: &str) -> Result<ScannerMessage, InputError> {
     let rssi = rssi(present(&raw.rssi, "rssi")?.number("rssi")?, "rssi")?;
     let id = present(&raw.id, "id")?;
     let identity = identity(id)?;
-    let beacon =
-        matches!(&raw.model_id, Some(Loose::Str(m)) if m.to_ascii_uppercase().contains("BEACON"));
+    let beacon = matches!(&raw.model_id, Some(Loose::Str(m))
+        if m.as_bytes().windows(6).any(|w| w.eq_ignore_ascii_case(b"BEACON")));
     let tx_power = optional_dbm(&raw.txpower, if beacon { 0 } else { TX_POWER_0M_TO_1M_DB });
     let random = match &raw.mac_type {
         Some(Loose::Int(1) | Loose::UInt(1)) => true,
