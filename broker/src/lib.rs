@@ -131,6 +131,17 @@ impl Mosquitto {
         Ok(broker)
     }
 
+    /// Starts mosquitto on a given port (a test that had the port refuse connections first).
+    pub fn start_with_port(port: u16) -> Result<Mosquitto, BrokerError> {
+        let mut broker = Mosquitto {
+            port,
+            child: None,
+            config: None,
+        };
+        broker.restart()?;
+        Ok(broker)
+    }
+
     /// Starts mosquitto with the config file at `config` (written by the caller, e.g. with TLS
     /// listeners); `port` is the listener to wait for.
     pub fn start_with_config(

@@ -58,8 +58,6 @@ pub struct Core {
     pub store: Arc<Store>,
     pub cursor: Option<u64>,
     pub options: CoreOptions,
-    /// Tells the sync task the highest sequence number stored so far.
-    pub stored: watch::Sender<u64>,
 }
 
 impl Core {
@@ -161,9 +159,6 @@ impl Core {
         })?;
         report.commits += 1;
         report.summaries_stored += stored.len() as u64;
-        if let Some(last) = stored.last() {
-            self.stored.send_replace(last.seq);
-        }
         Ok(())
     }
 }

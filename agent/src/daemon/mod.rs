@@ -114,7 +114,6 @@ pub async fn run(
     }
     let store = Arc::new(open_store(&config)?);
     let (engine, cursor) = restore_engine(&config, &store)?;
-    let (stored_tx, stored_rx) = watch::channel(0u64);
     let (events_tx, events_rx) = mpsc::channel(8192);
     // Sources stop first, the sync task last (drain order in the module docs).
     let (source_stop_tx, source_stop_rx) = watch::channel(false);
@@ -140,13 +139,7 @@ pub async fn run(
         ack_timeout: Duration::from_secs(10),
     };
     let mut sync_status = status.subscribe();
-    let sync_task = tokio::spawn(sync::run(
-        sync_options,
-        store.clone(),
-        stored_rx,
-        status,
-        sync_stop_rx,
-    ));
+    let sync_task = tokio::spawn(sync::run(sync_options, store.clone(), status, sync_stop_rx));
     let source_task = tokio::spawn(run.source.run(cursor, events_tx, source_stop_rx));
     let core = self::core::Core {
         engine,
@@ -157,7 +150,6 @@ pub async fn run(
             commit_interval: Duration::from_secs(30),
             commit_every_events: run.commit_every_events,
         },
-        stored: stored_tx,
     };
     let mut outer_shutdown = shutdown.clone();
     let mut core_task = tokio::spawn(core.run(events_rx, shutdown));

@@ -17,6 +17,15 @@ use storefront_storage::Store;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// First and longest wait between reconnection attempts: an outage of hours costs one cheap
+/// attempt every few seconds, and the backlog starts draining within seconds of the uplink.
+const RECONNECT_MIN: Duration = Duration::from_millis(200);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// How often a continuing outage is logged again.
+const UNREACHABLE_LOG_EVERY: Duration = Duration::from_secs(300);
+/// Publishing is paced in ticks of this length.
+const PACE_TICK: Duration = Duration::from_millis(50);
+
 /// What is sent and not yet acked, by sequence number.
 #[derive(Debug, Default)]
 pub struct Inflight {
@@ -83,7 +92,6 @@ pub struct SyncStatus {
 pub async fn run(
     options: SyncOptions,
     store: Arc<Store>,
-    mut stored: watch::Receiver<u64>,
     status: watch::Sender<SyncStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -111,21 +119,31 @@ pub async fn run(
     let (client, mut eventloop) = AsyncClient::new(mqtt, 256);
     let mut inflight = Inflight::default();
     let mut connected = false;
-    let mut backoff = Duration::from_millis(200);
-    let period = Duration::from_secs_f64(1.0 / f64::from(options.publish_per_second.max(1)));
-    let mut pace = tokio::time::interval(period);
+    let mut backoff = RECONNECT_MIN;
+    let mut unreachable_since: Option<Instant> = None;
+    let mut last_unreachable_log = Instant::now();
+    // A token bucket refilled every tick: `publish_per_second` on average, in small bursts.
+    let mut pace = tokio::time::interval(PACE_TICK);
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let per_tick = f64::from(options.publish_per_second.max(1)) * PACE_TICK.as_secs_f64();
+    let mut tokens = 0.0f64;
     let mut current = SyncStatus {
         outbox_len: store.outbox_len(),
         ..SyncStatus::default()
     };
     status.send_replace(current.clone());
+    // Only the event loop, the pace tick (which waits while disconnected) and shutdown wake this
+    // loop: a branch that fires while a connection is being set up would cancel the TLS
+    // handshake in `poll` and start it over.
     loop {
         tokio::select! {
             event = eventloop.poll() => match event {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
                     connected = true;
-                    backoff = Duration::from_millis(200);
+                    backoff = RECONNECT_MIN;
+                    if let Some(since) = unreachable_since.take() {
+                        tracing::info!(down_seconds = since.elapsed().as_secs(), "Broker reachable again");
+                    }
                     inflight.forget();
                     // Subscribing again on every connect: a broker restarted without
                     // persistence has forgotten the session.
@@ -146,33 +164,45 @@ pub async fn run(
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    if connected {
-                        tracing::warn!(%error, "Lost the broker; retrying with backoff");
-                    } else {
-                        tracing::debug!(%error, ?backoff, "Broker unreachable");
+                    let now = Instant::now();
+                    match unreachable_since {
+                        None => {
+                            unreachable_since = Some(now);
+                            last_unreachable_log = now;
+                            tracing::warn!(%error, outbox = store.outbox_len(), "Broker unreachable; retrying with backoff");
+                        }
+                        Some(since) if now.duration_since(last_unreachable_log) >= UNREACHABLE_LOG_EVERY => {
+                            last_unreachable_log = now;
+                            tracing::warn!(%error, down_seconds = now.duration_since(since).as_secs(), outbox = store.outbox_len(), "Broker still unreachable");
+                        }
+                        Some(_) => tracing::debug!(%error, ?backoff, "Broker unreachable"),
                     }
                     connected = false;
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.changed() => break,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    backoff = (backoff * 2).min(RECONNECT_MAX);
                 }
             },
             _ = pace.tick(), if connected => {
                 let now = Instant::now();
-                if inflight.in_flight() < options.max_inflight {
-                    // The oldest entry that is due: in order, one per tick (the rate bound).
-                    let entries = tokio::task::block_in_place(|| store.outbox(None, options.max_inflight))?;
-                    if let Some(message) = entries.into_iter().find(|m| inflight.due(m.seq, now, options.ack_timeout)) {
-                        if client.try_publish(&summary_topic, QoS::AtLeastOnce, false, message.encode()).is_ok() {
-                            inflight.sent(message.seq, now);
-                            current.published += 1;
+                tokens = (tokens + per_tick).min(per_tick.max(1.0) * 2.0);
+                let room = options.max_inflight.saturating_sub(inflight.in_flight());
+                if tokens >= 1.0 && room > 0 && store.outbox_len() > 0 {
+                    // The oldest due entries, in sequence order, as many as the bucket allows.
+                    let mut entries = tokio::task::block_in_place(|| store.outbox(None, options.max_inflight))?;
+                    entries.retain(|m| inflight.due(m.seq, now, options.ack_timeout));
+                    for message in entries.into_iter().take(room) {
+                        if tokens < 1.0 || client.try_publish(&summary_topic, QoS::AtLeastOnce, false, message.encode()).is_err() {
+                            break;
                         }
+                        tokens -= 1.0;
+                        inflight.sent(message.seq, now);
+                        current.published += 1;
                     }
                 }
             }
-            _ = stored.changed() => {}
             _ = shutdown.changed() => break,
         }
         current.connected = connected;
