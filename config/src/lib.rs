@@ -20,8 +20,8 @@ use storefront_engine::{EngineConfig, Thresholds, ZoneConfig};
 pub use error::{ConfigError, Problem};
 pub use storefront_engine::ZoneKind;
 pub use types::{
-    BleSource, Broker, Metrics, PosSource, Privacy, ScannerFormat, ScannerMqttSource, Sources,
-    Storage, StoreInfo, SyncConfig, Zone,
+    BleSource, Broker, Dashboard, Metrics, PosSource, Privacy, ScannerFormat, ScannerMqttSource,
+    Sources, Storage, StoreInfo, SyncConfig, Zone,
 };
 
 /// A validated config for one store.
@@ -38,6 +38,7 @@ pub struct StoreConfig {
     pub storage: Storage,
     pub sync: SyncConfig,
     pub sources: Sources,
+    pub dashboard: Dashboard,
 }
 
 impl StoreConfig {

@@ -25,6 +25,24 @@ pub(crate) struct RawConfig {
     pub sync: RawSync,
     #[serde(default)]
     pub sources: RawSources,
+    #[serde(default)]
+    pub dashboard: RawDashboard,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawDashboard {
+    pub bind: String,
+    pub token_file: String,
+}
+
+impl Default for RawDashboard {
+    fn default() -> Self {
+        RawDashboard {
+            bind: "127.0.0.1:8080".to_owned(),
+            token_file: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -463,3 +463,19 @@ fn template_shows_every_key_of_every_table() {
         }
     }
 }
+
+#[test]
+fn a_dashboard_address_without_a_port_is_rejected_and_loopback_is_the_default() {
+    let config = StoreConfig::parse(MINIMAL, Path::new("store.toml")).unwrap();
+    assert_eq!(
+        config.dashboard.bind,
+        Some("127.0.0.1:8080".parse().unwrap())
+    );
+    let problems = problems(&format!("{MINIMAL}\n[dashboard]\nbind = \"0.0.0.0\"\n"));
+    assert_eq!(fields(&problems), ["dashboard.bind"]);
+    assert!(
+        problems[0].fix.contains("127.0.0.1:8080"),
+        "{}",
+        problems[0].fix
+    );
+}

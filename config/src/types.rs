@@ -211,3 +211,13 @@ pub struct PosSource {
     /// File holding an `Authorization` header value, kept out of the config.
     pub auth_header_file: Option<PathBuf>,
 }
+
+/// The local web dashboard and its JSON API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dashboard {
+    /// Where to listen; `None` turns the HTTP server off. Loopback by default: opening it to
+    /// the shop's network is a decision to write down.
+    pub bind: Option<std::net::SocketAddr>,
+    /// A file holding the access token (`Authorization: Bearer …`); none means no token.
+    pub token_file: Option<PathBuf>,
+}

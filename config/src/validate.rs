@@ -32,6 +32,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<StoreConfig, Vec
     let storage = c.storage(raw.storage, base);
     let sync = c.sync(raw.sync, &store, base);
     let sources = c.sources(raw.sources, &zones, base);
+    let dashboard = c.dashboard(raw.dashboard, base);
 
     if c.problems.is_empty() {
         Ok(StoreConfig {
@@ -44,6 +45,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<StoreConfig, Vec
             storage,
             sync,
             sources,
+            dashboard,
         })
     } else {
         Err(c.problems)
@@ -470,6 +472,23 @@ impl Checker {
             min_count,
             staff_devices: staff,
         }
+    }
+
+    fn dashboard(&mut self, raw: RawDashboard, base: &Path) -> Dashboard {
+        let bind = match raw.bind.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) if raw.bind.trim().is_empty() => None,
+            Err(_) => {
+                self.report(
+                    "dashboard.bind",
+                    format!("{:?} is not an address and port", raw.bind),
+                    "write e.g. \"127.0.0.1:8080\" (loopback only) or \"0.0.0.0:8080\" (the shop's network); empty turns the dashboard off",
+                );
+                None
+            }
+        };
+        let token_file = (!raw.token_file.trim().is_empty()).then(|| base.join(&raw.token_file));
+        Dashboard { bind, token_file }
     }
 
     fn storage(&mut self, raw: RawStorage, base: &Path) -> Storage {
