@@ -172,6 +172,8 @@ async fn backlog_drain(rate: u32) {
         drain_after_end: Some(Duration::from_secs(3600)),
         commit_every_events: 200_000,
         publish_per_second: Some(rate),
+        http: None,
+        http_token: None,
     };
     let agent = tokio::spawn(daemon::run(config, run, shutdown_rx, status_tx));
     // Uplink down: wait for the week's 672 windows + 7 days to pile up in the outbox.

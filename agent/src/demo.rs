@@ -36,6 +36,9 @@ pub struct DemoArgs {
     /// Use this broker (mqtt://host:port) instead of starting an embedded one.
     #[arg(long)]
     pub broker: Option<String>,
+    /// Serve the store's dashboard here while the day plays (open it in a browser).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: std::net::SocketAddr,
     /// Working directory for the agent's and HQ's databases (emptied first).
     #[arg(long, default_value = "storefront-demo")]
     pub data: PathBuf,
@@ -125,6 +128,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             drain_after_end: Some(Duration::from_secs(120)),
             commit_every_events: 100_000,
             publish_per_second: Some(200),
+            http: Some(args.http),
+            http_token: None,
         },
         shutdown_rx,
         status_tx,

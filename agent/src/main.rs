@@ -33,6 +33,8 @@ enum Command {
     Run(RunArgs),
     /// The whole product on this machine: embedded broker, simulated store day, agent, HQ.
     Demo(demo::DemoArgs),
+    /// The store's funnel for a day or a range of days, from the agent's database.
+    Report(ReportArgs),
     /// Print a commented configuration file with every setting and its default.
     GenerateConfig {
         /// Write to this file instead of stdout.
@@ -53,6 +55,60 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Store configuration (TOML): says where the database is.
+    #[arg(long)]
+    config: PathBuf,
+    /// First local date (YYYY-MM-DD); default today.
+    #[arg(long)]
+    date: Option<chrono::NaiveDate>,
+    /// Last local date of a range (default: --date).
+    #[arg(long)]
+    to: Option<chrono::NaiveDate>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn report(args: ReportArgs) -> Result<()> {
+    let config = storefront_config::StoreConfig::load(&args.config)?;
+    let today = chrono::Utc::now()
+        .with_timezone(&config.store.timezone)
+        .date_naive();
+    let from = args.date.unwrap_or(today);
+    let to = args.to.unwrap_or(from);
+    if to < from {
+        anyhow::bail!("--to {to} is before --date {from}; fix: give the earlier date first");
+    }
+    let store = daemon::open_store(&config)?;
+    let days = store.days(&from.to_string(), &to.to_string())?;
+    let view = storefront_dashboard::StoreView {
+        id: config.store.id.clone(),
+        name: config.store.name.clone(),
+        timezone: config.store.timezone,
+        zones: config
+            .zones
+            .iter()
+            .filter(|z| z.kind == storefront_engine::ZoneKind::InStore)
+            .map(|z| z.id.clone())
+            .collect(),
+        has_door_sensor: !config.door_sensors.is_empty(),
+    };
+    if days.is_empty() {
+        anyhow::bail!(
+            "no final days from {from} to {to} in {}; today's figures are on the dashboard until the day is final",
+            config.storage.path.display()
+        );
+    }
+    if args.json {
+        println!("{}", storefront_dashboard::report_json(&days, &view));
+    } else {
+        print!("{}", storefront_dashboard::report_table(&days, &view));
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -128,6 +184,18 @@ fn run_agent(args: RunArgs) -> Result<()> {
             }
         }
     };
+    let http_token = match &config.dashboard.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    anyhow::anyhow!("dashboard.token_file: cannot read {}: {e}", path.display())
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let http_bind = config.dashboard.bind;
     runtime()?.block_on(async move {
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -145,6 +213,8 @@ fn run_agent(args: RunArgs) -> Result<()> {
                 drain_after_end: Some(std::time::Duration::from_secs(600)),
                 commit_every_events: args.commit_every_events,
                 publish_per_second: args.publish_per_second,
+                http: http_bind,
+                http_token,
             },
             shutdown_rx,
             status_tx,
@@ -166,6 +236,7 @@ fn run_agent(args: RunArgs) -> Result<()> {
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Run(args) => run_agent(args),
+        Command::Report(args) => report(args),
         Command::Demo(args) => runtime()?.block_on(demo::run(args)),
         Command::Simulate(args) => simulate::run(args),
         Command::Replay(args) => replay::run(args),

@@ -2,6 +2,7 @@
 //! of its state (and the source's cursor) in one storage transaction, flushed before the sync
 //! task may publish any of it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +13,7 @@ use storefront_storage::{Checkpoint, Store};
 use tokio::sync::{mpsc, watch};
 
 use super::source::SourceMessage;
+use super::view::EngineView;
 
 /// Whose clock drives the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +60,13 @@ pub struct Core {
     pub store: Arc<Store>,
     pub cursor: Option<u64>,
     pub options: CoreOptions,
+    /// What readers (the dashboard) see, refreshed every second and at every commit.
+    pub view: watch::Sender<Arc<EngineView>>,
+    /// Last event per scanner, door sensor and "pos", for sensor health.
+    pub last_seen: BTreeMap<String, Timestamp>,
+    pub windows_final_total: u64,
+    /// Latest event time taken in.
+    pub latest: Timestamp,
 }
 
 impl Core {
@@ -84,6 +93,7 @@ impl Core {
                             TimeMode::Wall => wall_now().unwrap_or(Timestamp(0)),
                         };
                         self.engine.handle_event(&event, now);
+                        self.note_seen(&event);
                         self.cursor = cursor.or(self.cursor);
                         report.events += 1;
                         since_commit += 1;
@@ -103,6 +113,7 @@ impl Core {
                     }
                 },
                 _ = tick.tick() => {
+                    self.publish_view();
                     if self.options.time == TimeMode::Wall {
                         match wall_now() {
                             Some(now) => {
@@ -135,12 +146,43 @@ impl Core {
         }
     }
 
+    fn note_seen(&mut self, event: &storefront_protocol::Event) {
+        use storefront_protocol::Event;
+        let t = event.time();
+        self.latest = self.latest.max(t);
+        let key = match event {
+            Event::Sighting(s) => &s.scanner,
+            Event::Door(d) => &d.sensor,
+            Event::Transaction(_) => "pos",
+        };
+        match self.last_seen.get_mut(key) {
+            Some(last) => *last = (*last).max(t),
+            None => {
+                self.last_seen.insert(key.to_owned(), t);
+            }
+        }
+    }
+
+    fn publish_view(&self) {
+        let now = match self.options.time {
+            TimeMode::Event => self.latest,
+            TimeMode::Wall => wall_now().unwrap_or(self.latest),
+        };
+        self.view.send_replace(Arc::new(EngineView::of(
+            &self.engine,
+            now,
+            self.windows_final_total,
+            &self.last_seen,
+        )));
+    }
+
     /// Stores the final summaries and the checkpoint atomically, flushes, then tells the sync
     /// task. Nothing derived from a commit is published before its flush returned.
     fn commit(&mut self, report: &mut CoreReport) -> Result<()> {
         let mut finals = Vec::new();
         while let Some(window) = self.engine.poll_window() {
             finals.push(SummaryPayload::Window(window));
+            self.windows_final_total += 1;
         }
         while let Some(day) = self.engine.poll_daily() {
             finals.push(SummaryPayload::Daily(day));
@@ -158,6 +200,7 @@ impl Core {
             Ok(stored)
         })?;
         report.commits += 1;
+        self.publish_view();
         report.summaries_stored += stored.len() as u64;
         Ok(())
     }

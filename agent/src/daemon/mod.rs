@@ -11,6 +11,7 @@ mod core;
 pub mod source;
 pub mod sync;
 pub mod tls;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +102,9 @@ pub struct Run {
     pub drain_after_end: Option<Duration>,
     pub commit_every_events: u64,
     pub publish_per_second: Option<u32>,
+    /// Serve the dashboard, JSON API and `/metrics` here.
+    pub http: Option<std::net::SocketAddr>,
+    pub http_token: Option<String>,
 }
 
 pub async fn run(
@@ -139,12 +143,49 @@ pub async fn run(
         ack_timeout: Duration::from_secs(10),
     };
     let mut sync_status = status.subscribe();
-    let sync_task = tokio::spawn(sync::run(sync_options, store.clone(), status, sync_stop_rx));
+    let sync_task = tokio::spawn(sync::run(
+        sync_options,
+        store.clone(),
+        status,
+        sync_stop_rx.clone(),
+    ));
     let source_task = tokio::spawn(run.source.run(cursor, events_tx, source_stop_rx));
+    let (view_tx, view_rx) = watch::channel(Arc::new(view::EngineView::default()));
+    if let Some(addr) = run.http {
+        let source = Arc::new(view::AgentView {
+            config: config.clone(),
+            store: store.clone(),
+            engine: view_rx,
+            sync: sync_status.clone(),
+        });
+        let router = storefront_dashboard::router(
+            source,
+            storefront_dashboard::DashboardOptions {
+                auth_token: run.http_token.clone(),
+            },
+        );
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("dashboard.bind: cannot listen on {addr}"))?;
+        tracing::info!(url = %format!("http://{}", listener.local_addr()?), "Dashboard listening");
+        let mut stop = sync_stop_rx.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            });
+            if let Err(error) = served.await {
+                tracing::error!(%error, "Dashboard server failed");
+            }
+        });
+    }
     let core = self::core::Core {
         engine,
         store: store.clone(),
         cursor,
+        view: view_tx,
+        last_seen: Default::default(),
+        windows_final_total: 0,
+        latest: storefront_protocol::Timestamp(0),
         options: CoreOptions {
             time: run.time,
             commit_interval: Duration::from_secs(30),

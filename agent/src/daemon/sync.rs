@@ -84,6 +84,8 @@ pub struct SyncOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncStatus {
     pub connected: bool,
+    /// When HQ last acknowledged something (wall clock).
+    pub last_ack: Option<storefront_protocol::Timestamp>,
     pub published: u64,
     pub acked: u64,
     pub outbox_len: u64,
@@ -157,6 +159,7 @@ pub async fn run(
                             let removed = tokio::task::block_in_place(|| store.ack(&ack.seqs))?;
                             inflight.acked(&ack.seqs);
                             current.acked += removed as u64;
+                            current.last_ack = super::core::wall_now();
                         }
                         Ok(ack) => tracing::warn!(store = %ack.store_id, "Ignoring an ack for another store"),
                         Err(error) => tracing::warn!(%error, "Ignoring a malformed ack"),

@@ -56,6 +56,11 @@ pub fn write_config(dir: &Path, profile: ProfileName, port: u16) -> PathBuf {
     let mut sync = toml::Table::new();
     sync.insert("broker".into(), format!("mqtt://127.0.0.1:{port}").into());
     table.insert("sync".into(), sync.into());
+    // Each test's agent serves its dashboard on a port of its own.
+    let mut dashboard = toml::Table::new();
+    let port = storefront_broker::free_port().unwrap();
+    dashboard.insert("bind".into(), format!("127.0.0.1:{port}").into());
+    table.insert("dashboard".into(), dashboard.into());
     let path = dir.join("store.toml");
     std::fs::write(&path, toml::to_string(&table).unwrap()).unwrap();
     path
