@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod demo;
 pub mod events_file;
+pub mod live;
 pub mod replay;
 pub mod simulate;
 pub mod table;
