@@ -116,13 +116,17 @@ struct RunArgs {
     /// Store configuration (TOML).
     #[arg(long)]
     config: PathBuf,
-    /// Read events from this file (resumable after a restart) instead of live sources, in
+    /// Read events from this file (resumable after a restart) instead of the live sources, in
     /// event time; exit once HQ has acked everything.
     #[arg(long)]
     replay: Option<PathBuf>,
     /// Publish to this broker (mqtt://host:port) instead of the config's.
     #[arg(long)]
     broker: Option<String>,
+    /// The store's local broker, where scanner nodes, door counters and the POS publish
+    /// (default: the embedded broker when `sync.broker = "embedded"`, else 127.0.0.1:1883).
+    #[arg(long)]
+    local_broker: Option<String>,
     /// Publishes per second to HQ (default: the config's `sync.publish_per_second`).
     #[arg(long)]
     publish_per_second: Option<u32>,
@@ -162,12 +166,6 @@ async fn shutdown_signal() {
 
 fn run_agent(args: RunArgs) -> Result<()> {
     let config = storefront_config::StoreConfig::load(&args.config)?;
-    let Some(replay) = args.replay else {
-        anyhow::bail!(
-            "{}: live sources (BLE, scanner nodes, door counters, POS) are not implemented yet; fix: run with --replay <events file>",
-            args.config.display()
-        );
-    };
     let broker = match (&args.broker, &config.sync.broker) {
         (Some(url), _) => broker_address(url)?,
         (None, storefront_config::Broker::Mqtt { host, port, tls }) => daemon::BrokerAddress {
@@ -196,6 +194,32 @@ fn run_agent(args: RunArgs) -> Result<()> {
         None => None,
     };
     let http_bind = config.dashboard.bind;
+    let (source, time, drain_after_end) = match args.replay {
+        Some(path) => (
+            daemon::source::Source::File { path },
+            daemon::TimeMode::Event,
+            Some(std::time::Duration::from_secs(600)),
+        ),
+        None => {
+            let local = match (&args.local_broker, &config.sync.broker) {
+                (Some(url), _) => broker_address(url)?,
+                (None, storefront_config::Broker::Embedded) => broker.clone(),
+                (None, _) => daemon::BrokerAddress {
+                    host: "127.0.0.1".into(),
+                    port: 1883,
+                    tls: false,
+                },
+            };
+            let health =
+                std::sync::Arc::new(storefront_agent::live::LiveHealth::for_config(&config));
+            let sources = storefront_agent::live::LiveSources::from_config(&config, Some(local))?;
+            (
+                daemon::source::Source::Live { sources, health },
+                daemon::TimeMode::Wall,
+                None,
+            )
+        }
+    };
     runtime()?.block_on(async move {
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -207,10 +231,10 @@ fn run_agent(args: RunArgs) -> Result<()> {
         let report = daemon::run(
             config,
             daemon::Run {
-                source: daemon::source::Source::File { path: replay },
-                time: daemon::TimeMode::Event,
+                source,
+                time,
                 broker,
-                drain_after_end: Some(std::time::Duration::from_secs(600)),
+                drain_after_end,
                 commit_every_events: args.commit_every_events,
                 publish_per_second: args.publish_per_second,
                 http: http_bind,

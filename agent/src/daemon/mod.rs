@@ -149,6 +149,14 @@ pub async fn run(
         status,
         sync_stop_rx.clone(),
     ));
+    // Pushed inputs (door counters, POS) arrive through the dashboard's HTTP server.
+    let (ingest, live_health) = match &run.source {
+        Source::Live { sources, health } => (
+            Some(sources.ingest_router(events_tx.clone(), health.clone())),
+            Some(health.clone()),
+        ),
+        _ => (None, None),
+    };
     let source_task = tokio::spawn(run.source.run(cursor, events_tx, source_stop_rx));
     let (view_tx, view_rx) = watch::channel(Arc::new(view::EngineView::default()));
     if let Some(addr) = run.http {
@@ -157,13 +165,17 @@ pub async fn run(
             store: store.clone(),
             engine: view_rx,
             sync: sync_status.clone(),
+            live: live_health,
         });
-        let router = storefront_dashboard::router(
+        let mut router = storefront_dashboard::router(
             source,
             storefront_dashboard::DashboardOptions {
                 auth_token: run.http_token.clone(),
             },
         );
+        if let Some(ingest) = ingest {
+            router = router.merge(ingest);
+        }
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("dashboard.bind: cannot listen on {addr}"))?;

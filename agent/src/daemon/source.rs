@@ -28,6 +28,12 @@ pub enum Source {
         events: Vec<Event>,
         speed: Option<f64>,
     },
+    /// The store's live inputs: scanner nodes, door counters and POS over the local broker,
+    /// the POS poller, local BLE, and the HTTP ingest routes. Not resumable (no cursor).
+    Live {
+        sources: crate::live::LiveSources,
+        health: std::sync::Arc<crate::live::LiveHealth>,
+    },
 }
 
 impl Source {
@@ -50,6 +56,7 @@ impl Source {
             Source::Memory { events, speed } => {
                 play(events, cursor.unwrap_or(0) as usize, speed, out, shutdown).await
             }
+            Source::Live { sources, health } => sources.run(out, health, shutdown).await,
         }
     }
 }

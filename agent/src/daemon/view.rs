@@ -60,6 +60,8 @@ pub struct AgentView {
     pub store: Arc<Store>,
     pub engine: watch::Receiver<Arc<EngineView>>,
     pub sync: watch::Receiver<SyncStatus>,
+    /// Live inputs' health (node online/offline, rejections by reason), when running live.
+    pub live: Option<Arc<crate::live::LiveHealth>>,
 }
 
 impl AgentView {
@@ -144,6 +146,18 @@ impl DashboardSource for AgentView {
             Some(t) if view.now.millis_since(t) <= 3 * STALE_AFTER_MS => SensorStatus::Stale,
             _ => SensorStatus::Offline,
         };
+        let live = self.live.as_ref().map(|h| h.snapshot());
+        let degraded = |id: &str| {
+            let zone = self
+                .config
+                .zones
+                .iter()
+                .find(|z| z.scanners.iter().any(|s| s == id))
+                .map(|z| z.id.as_str());
+            live.as_ref().is_some_and(|l| {
+                zone.is_some_and(|zone| l.degraded_zones.iter().any(|d| d == zone))
+            })
+        };
         let mut sensors: Vec<SensorHealth> = self
             .config
             .zones
@@ -158,11 +172,17 @@ impl DashboardSource for AgentView {
             )
             .map(|(kind, id)| {
                 let last_seen = view.last_seen.get(id).copied();
+                // A node that announced `offline` marks its zone degraded, not silently empty.
+                let status = if kind == SensorKind::Scanner && degraded(id) {
+                    SensorStatus::Degraded
+                } else {
+                    status(last_seen)
+                };
                 SensorHealth {
                     kind,
                     id: id.clone(),
                     last_seen,
-                    status: status(last_seen),
+                    status,
                 }
             })
             .collect();
@@ -189,12 +209,24 @@ impl DashboardSource for AgentView {
 
     fn metrics(&self) -> MetricsView {
         let view = self.engine.borrow().clone();
-        let rejected = view
+        let mut rejected: BTreeMap<String, u64> = view
             .stats
             .rejected
             .iter()
             .map(|(reason, n)| (reason.as_str().to_owned(), *n))
             .collect();
+        let mut dropped = BTreeMap::new();
+        if let Some(live) = self.live.as_ref().map(|h| h.snapshot()) {
+            // Payloads the input parsers refused, labelled `<input>_<reason>`.
+            for (input, counts) in &live.inputs {
+                for (reason, n) in &counts.rejected {
+                    *rejected.entry(format!("{input}_{reason}")).or_default() += n;
+                }
+            }
+            if live.undelivered > 0 {
+                dropped.insert("core_stopped".to_owned(), live.undelivered);
+            }
+        }
         let oldest_unacked = self
             .store
             .outbox(None, 1)
@@ -205,7 +237,7 @@ impl DashboardSource for AgentView {
         MetricsView {
             events_in_total: view.stats.accepted + view.stats.rejected_total(),
             events_rejected_total: rejected,
-            events_dropped_total: BTreeMap::new(),
+            events_dropped_total: dropped,
             windows_final_total: view.windows_final_total,
             outbox_depth: self.store.outbox_len(),
             sync_lag_seconds: age(oldest_unacked),
