@@ -214,7 +214,10 @@ fn run_agent(args: RunArgs) -> Result<()> {
                 std::sync::Arc::new(storefront_agent::live::LiveHealth::for_config(&config));
             let sources = storefront_agent::live::LiveSources::from_config(&config, Some(local))?;
             (
-                daemon::source::Source::Live { sources, health },
+                daemon::source::Source::Live {
+                    sources: Box::new(sources),
+                    health,
+                },
                 daemon::TimeMode::Wall,
                 None,
             )

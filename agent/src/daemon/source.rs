@@ -31,7 +31,8 @@ pub enum Source {
     /// The store's live inputs: scanner nodes, door counters and POS over the local broker,
     /// the POS poller, local BLE, and the HTTP ingest routes. Not resumable (no cursor).
     Live {
-        sources: crate::live::LiveSources,
+        // Boxed: the live sources' state dwarfs the other variants.
+        sources: Box<crate::live::LiveSources>,
         health: std::sync::Arc<crate::live::LiveHealth>,
     },
 }
@@ -56,7 +57,7 @@ impl Source {
             Source::Memory { events, speed } => {
                 play(events, cursor.unwrap_or(0) as usize, speed, out, shutdown).await
             }
-            Source::Live { sources, health } => sources.run(out, health, shutdown).await,
+            Source::Live { sources, health } => (*sources).run(out, health, shutdown).await,
         }
     }
 }
