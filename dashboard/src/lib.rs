@@ -16,6 +16,9 @@ pub mod metrics;
 mod report;
 mod source;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use api::{ApiError, DashboardOptions, LiveResponse, MAX_RANGE_DAYS, router};
 pub use figures::{FunnelReport, funnel_report};
 pub use report::{Report, ReportRow, report, report_json, report_table};

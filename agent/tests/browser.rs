@@ -1,0 +1,180 @@
+//! The store manager's view of a real run: the agent replays a simulated boutique day, and
+//! headless Chromium renders its dashboard; every figure on the page must equal the agent's
+//! JSON API, which must equal the day the agent stored. Screenshot:
+//! `$CARGO_TARGET_TMPDIR/agent-dashboard.png`.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use common::*;
+use serde_json::{Value, json};
+use storefront_agent::daemon::source::Source;
+use storefront_agent::daemon::{self, BrokerAddress, Run, TimeMode};
+use storefront_broker::TestBroker;
+use storefront_config::StoreConfig;
+use storefront_dashboard::testing::{chromium, chromium_available, figures, lookup, same};
+use storefront_simulator::{Profile, ProfileName, SimulationSpec, Simulator, TruthParams};
+use tokio::sync::watch;
+
+async fn get(url: &str) -> Value {
+    // One tiny HTTP/1.1 GET over a TcpStream: the tests need no HTTP client crate.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {url}: {head}");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_of_a_simulated_day_shows_what_the_api_and_the_store_hold() {
+    if !chromium_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start().unwrap();
+    let config_path = write_config(dir.path(), ProfileName::Boutique, broker.port());
+    let config = StoreConfig::load(&config_path).unwrap();
+    let http = config.dashboard.bind.unwrap();
+    let date = NaiveDate::from_ymd_opt(2026, 11, 18).unwrap();
+    let mut simulator = Simulator::new(SimulationSpec {
+        profile: Profile::named(ProfileName::Boutique),
+        seed: 9,
+        days: 1,
+        start_date: date,
+        mac_rotation: false,
+        truth: TruthParams::default(),
+    });
+    let events = simulator.next_day().unwrap().events;
+
+    // No HQ: the outbox never drains, so the agent (and its dashboard) stay up until shutdown.
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (status_tx, _status) = watch::channel(Default::default());
+    let run = Run {
+        source: Source::Memory {
+            events,
+            speed: None,
+        },
+        time: TimeMode::Event,
+        broker: BrokerAddress {
+            host: "127.0.0.1".into(),
+            port: broker.port(),
+            tls: false,
+        },
+        drain_after_end: Some(Duration::from_secs(300)),
+        commit_every_events: 50_000,
+        publish_per_second: Some(100),
+        http: Some(http),
+        http_token: None,
+    };
+    let agent = tokio::spawn(daemon::run(config, run, shutdown_rx, status_tx));
+
+    let base = format!("http://{http}");
+    let funnel_url = format!("{base}/api/v1/funnel?date={date}");
+    let mut report = Value::Null;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(http)).await
+        {
+            drop(stream);
+            report = get(&funnel_url).await;
+            if report["provisional"] == json!(false) {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        report["provisional"],
+        json!(false),
+        "the day became final: {report}"
+    );
+    assert!(
+        report["funnel"]["entries"].as_u64().unwrap() > 20,
+        "{report}"
+    );
+
+    let truth = json!({
+        "report": report,
+        "live": get(&format!("{base}/api/v1/live")).await,
+        "health": get(&format!("{base}/api/v1/health")).await,
+    });
+    let dom = chromium(
+        &format!("{base}/?date={date}"),
+        &["--dump-dom".into(), "--window-size=390,1200".into()],
+    )
+    .await;
+    let shown = figures(&dom);
+    assert!(shown.len() > 20, "the page shows the day's figures:\n{dom}");
+    for (name, value) in &shown {
+        let expected = lookup(&truth, name)
+            .unwrap_or_else(|| panic!("the page shows {name}, which the API does not have"));
+        assert!(
+            same(value, expected),
+            "{name}: page {value}, API {expected}"
+        );
+    }
+    let screenshot =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("agent-dashboard.png");
+    chromium(
+        &format!("{base}/?date={date}"),
+        &[
+            format!("--screenshot={}", screenshot.display()),
+            "--window-size=390,2400".into(),
+        ],
+    )
+    .await;
+    assert!(
+        std::fs::metadata(&screenshot)
+            .map(|m| m.len() > 20_000)
+            .unwrap_or(false),
+        "screenshot written"
+    );
+
+    let _ = shutdown_tx.send(true);
+    agent.await.unwrap().unwrap();
+    let store = daemon::open_store(&StoreConfig::load(&config_path).unwrap()).unwrap();
+    let days = store.days(&date.to_string(), &date.to_string()).unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!(
+        json!(days[0].funnel.entries),
+        truth["report"]["funnel"]["entries"],
+        "the API shows the stored day"
+    );
+    assert_eq!(
+        json!(days[0].funnel.passers_by),
+        truth["report"]["funnel"]["passers_by"]
+    );
+}
