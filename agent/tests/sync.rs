@@ -21,12 +21,12 @@ async fn a_simulated_day_reaches_hq_exactly_and_matches_the_ground_truth() {
     let config = write_config(dir.path(), ProfileName::Boutique, broker.port());
     let hq = Hq::start(dir.path(), broker.port());
 
-    let mut agent = spawn_agent(&config, &events, &["--publish-per-second", "500"]);
-    let status =
-        tokio::task::spawn_blocking(move || wait_exit(&mut agent, Duration::from_secs(120)))
-            .await
-            .unwrap();
-    assert!(status.success(), "agent exit: {status}");
+    finishes(spawn_agent(
+        &config,
+        &events,
+        &["--publish-per-second", "500"],
+    ))
+    .await;
 
     let (windows, days) = expected(&config, &events);
     assert_eq!(windows.len(), 96);
@@ -107,20 +107,14 @@ async fn killing_the_agent_at_random_points_loses_no_window_and_counts_none_twic
         "only {kills} kills landed before the agent finished"
     );
     // Then let it finish.
-    let mut agent = spawn_agent(&config, &events, &["--publish-per-second", "500"]);
-    let status =
-        tokio::task::spawn_blocking(move || wait_exit(&mut agent, Duration::from_secs(120)))
-            .await
-            .unwrap();
-    assert!(status.success(), "agent exit: {status}");
+    finishes(spawn_agent(
+        &config,
+        &events,
+        &["--publish-per-second", "500"],
+    ))
+    .await;
 
-    let (windows, days) = expected(&config, &events);
-    assert_same(
-        "HQ's windows (none missing, none different)",
-        &hq.windows(STORE),
-        &windows,
-    );
-    assert_same("HQ's days", &hq.days(STORE), &days);
+    let (windows, days) = assert_hq_holds_the_run(&hq, STORE, &config, &events);
     let stats = hq.stop().await;
     assert_eq!(
         stats.inserted,
@@ -146,7 +140,7 @@ async fn the_broker_dying_while_publishes_are_in_flight_loses_nothing() {
     let hq = Hq::start(dir.path(), broker.port());
 
     // 97 summaries at 40/s: about 2.5 s of publishing; the broker dies a second in.
-    let mut agent = spawn_agent(&config, &events, &["--publish-per-second", "40"]);
+    let agent = spawn_agent(&config, &events, &["--publish-per-second", "40"]);
     let mut stats = hq.stats.clone();
     tokio::time::timeout(
         Duration::from_secs(30),
@@ -159,14 +153,8 @@ async fn the_broker_dying_while_publishes_are_in_flight_loses_nothing() {
     mosquitto.kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
     mosquitto.restart().unwrap();
-    let status =
-        tokio::task::spawn_blocking(move || wait_exit(&mut agent, Duration::from_secs(120)))
-            .await
-            .unwrap();
-    assert!(status.success(), "agent exit: {status}");
+    finishes(agent).await;
 
-    let (windows, days) = expected(&config, &events);
-    assert_same("HQ's windows", &hq.windows(STORE), &windows);
-    assert_same("HQ's days", &hq.days(STORE), &days);
+    assert_hq_holds_the_run(&hq, STORE, &config, &events);
     hq.stop().await;
 }

@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use storefront_broker::{Mosquitto, free_port};
@@ -94,18 +92,12 @@ async fn a_day_syncs_over_mutual_tls() {
     std::fs::write(&config, text).unwrap();
     let hq = Hq::start(dir.path(), plain_port);
 
-    let mut agent = spawn_agent(&config, &events, &["--publish-per-second", "500"]);
-    let status =
-        tokio::task::spawn_blocking(move || wait_exit(&mut agent, Duration::from_secs(120)))
-            .await
-            .unwrap();
-    assert!(status.success(), "agent exit: {status}");
-    let (windows, days) = expected(&config, &events);
-    assert_same(
-        "HQ's windows over TLS",
-        &hq.windows("boutique-paris-01"),
-        &windows,
-    );
-    assert_same("HQ's days over TLS", &hq.days("boutique-paris-01"), &days);
+    finishes(spawn_agent(
+        &config,
+        &events,
+        &["--publish-per-second", "500"],
+    ))
+    .await;
+    assert_hq_holds_the_run(&hq, "boutique-paris-01", &config, &events);
     hq.stop().await;
 }

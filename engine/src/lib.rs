@@ -137,12 +137,60 @@ struct WindowAcc {
     pending: u32,
 }
 
+/// Ids seen within a retention period, for de-duplicating re-sent records. Serialised as the
+/// time-ordered list; the set is rebuilt from it.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(from = "VecDeque<(i64, Box<str>)>", into = "VecDeque<(i64, Box<str>)>")]
+struct RecentIds {
+    set: FxHashSet<Box<str>>,
+    order: VecDeque<(i64, Box<str>)>,
+}
+
+impl From<VecDeque<(i64, Box<str>)>> for RecentIds {
+    fn from(order: VecDeque<(i64, Box<str>)>) -> Self {
+        RecentIds {
+            set: order.iter().map(|(_, id)| id.clone()).collect(),
+            order,
+        }
+    }
+}
+
+impl From<RecentIds> for VecDeque<(i64, Box<str>)> {
+    fn from(ids: RecentIds) -> Self {
+        ids.order
+    }
+}
+
+impl RecentIds {
+    /// True the first time `id` is seen (at `t`); ids older than `retention_ms` are forgotten.
+    fn first_time(&mut self, t: i64, id: Box<str>, retention_ms: i64) -> bool {
+        if !self.set.insert(id.clone()) {
+            return false;
+        }
+        self.order.push_back((t, id));
+        while self
+            .order
+            .front()
+            .is_some_and(|(seen, _)| t - seen > retention_ms)
+        {
+            if let Some((_, old)) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// Door records are re-sent within minutes or hours of the original.
+const DOOR_RECORD_RETENTION_MS: i64 = 2 * 86_400_000;
+/// POS ids are kept a week: re-sends come within minutes, ids may recycle after months.
+const TRANSACTION_RETENTION_MS: i64 = 7 * 86_400_000;
+
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct DoorSensorState {
     last_totals: Option<(u64, u64)>,
-    /// Record ids seen, with their time, for de-duplication.
-    records: FxHashSet<Box<str>>,
-    record_order: VecDeque<(i64, Box<str>)>,
+    /// Record ids seen, for de-duplication.
+    records: RecentIds,
 }
 
 /// The local days on which a device had visits: the latest and the one before it.
@@ -174,7 +222,7 @@ pub struct Snapshot {
     store_id: String,
     devices: Vec<(DeviceId, DeviceState)>,
     history: Vec<(DeviceId, VisitDays)>,
-    transaction_order: VecDeque<(i64, Box<str>)>,
+    transactions: RecentIds,
     door_state: Vec<DoorSensorState>,
     buffer: VecDeque<Pending>,
     max_seen: i64,
@@ -213,8 +261,7 @@ pub struct Engine {
     staff: FxHashSet<DeviceId>,
     devices: FxHashMap<DeviceId, DeviceState>,
     history: FxHashMap<DeviceId, VisitDays>,
-    transactions_seen: FxHashSet<Box<str>>,
-    transaction_order: VecDeque<(i64, Box<str>)>,
+    transactions: RecentIds,
     buffer: VecDeque<Pending>,
     buffer_sorted: bool,
     max_seen: i64,
@@ -284,8 +331,7 @@ impl Engine {
             staff: config.staff_devices.iter().copied().collect(),
             devices: FxHashMap::default(),
             history: FxHashMap::default(),
-            transactions_seen: FxHashSet::default(),
-            transaction_order: VecDeque::new(),
+            transactions: RecentIds::default(),
             buffer: VecDeque::new(),
             buffer_sorted: true,
             max_seen: i64::MIN,
@@ -320,7 +366,7 @@ impl Engine {
             store_id: self.config.store_id.clone(),
             devices,
             history,
-            transaction_order: self.transaction_order.clone(),
+            transactions: self.transactions.clone(),
             door_state: self.door_state.clone(),
             buffer: self.buffer.clone(),
             max_seen: self.max_seen,
@@ -353,12 +399,7 @@ impl Engine {
         let mut engine = Engine::new(config);
         engine.devices = snapshot.devices.into_iter().collect();
         engine.history = snapshot.history.into_iter().collect();
-        engine.transactions_seen = snapshot
-            .transaction_order
-            .iter()
-            .map(|(_, id)| id.clone())
-            .collect();
-        engine.transaction_order = snapshot.transaction_order;
+        engine.transactions = snapshot.transactions;
         if snapshot.door_state.len() == engine.door_state.len() {
             engine.door_state = snapshot.door_state;
         }
@@ -775,19 +816,12 @@ impl Engine {
     fn count_door(&mut self, t: i64, sensor: u16, record: Option<Box<str>>, count: DoorCount) {
         let state = &mut self.door_state[sensor as usize];
         if let Some(record) = record {
-            if !state.records.insert(record.clone()) {
+            if !state
+                .records
+                .first_time(t, record, DOOR_RECORD_RETENTION_MS)
+            {
                 self.stats.reject(RejectReason::DuplicateDoorRecord);
                 return;
-            }
-            state.record_order.push_back((t, record));
-            while state
-                .record_order
-                .front()
-                .is_some_and(|(rt, _)| t - rt > 2 * 86_400_000)
-            {
-                if let Some((_, old)) = state.record_order.pop_front() {
-                    state.records.remove(&old);
-                }
             }
         }
         let (entered, exited) = match count {
@@ -830,20 +864,12 @@ impl Engine {
     }
 
     fn count_transaction(&mut self, t: i64, id: Box<str>, amount_minor: Option<i64>) {
-        if !self.transactions_seen.insert(id.clone()) {
+        if !self
+            .transactions
+            .first_time(t, id, TRANSACTION_RETENTION_MS)
+        {
             self.stats.reject(RejectReason::DuplicateTransaction);
             return;
-        }
-        self.transaction_order.push_back((t, id));
-        // POS ids are kept a week: re-sends come within minutes, ids may recycle after months.
-        while self
-            .transaction_order
-            .front()
-            .is_some_and(|(xt, _)| t - xt > 7 * 86_400_000)
-        {
-            if let Some((_, old)) = self.transaction_order.pop_front() {
-                self.transactions_seen.remove(&old);
-            }
         }
         if let Some(w) = self.window_mut(t) {
             w.funnel.transactions += 1;

@@ -386,3 +386,35 @@ fn a_snapshot_of_another_store_is_refused() {
         Err(RestoreError::OtherStore { .. })
     ));
 }
+
+#[test]
+fn a_restored_engine_still_knows_the_transactions_and_door_records_it_has_seen() {
+    let sale = Event::Transaction(Transaction {
+        t: Timestamp(T0),
+        id: "x1".into(),
+        amount_minor: None,
+    });
+    let door = Event::Door(DoorEvent {
+        t: Timestamp(T0),
+        sensor: "door".into(),
+        record: Some("r1".into()),
+        count: DoorCount::Crossing {
+            direction: DoorDirection::In,
+        },
+    });
+    let mut first = Engine::new(config());
+    first.handle_event(&sale, sale.time());
+    first.handle_event(&door, door.time());
+    let mut restored = Engine::restore(config(), first.snapshot()).unwrap();
+    restored.handle_event(&sale, sale.time());
+    restored.handle_event(&door, door.time());
+    restored.handle_timeout(Timestamp(T0 + 60_000));
+    assert_eq!(
+        restored.stats().rejected[&RejectReason::DuplicateTransaction],
+        1
+    );
+    assert_eq!(
+        restored.stats().rejected[&RejectReason::DuplicateDoorRecord],
+        1
+    );
+}

@@ -175,3 +175,30 @@ pub fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, actual: &[T], exp
         );
     }
 }
+
+/// Waits (off the async workers) for a spawned agent to finish by itself, and checks it
+/// succeeded.
+pub async fn finishes(mut agent: Child) {
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut agent, Duration::from_secs(120)))
+            .await
+            .unwrap();
+    assert!(status.success(), "agent exit: {status}");
+}
+
+/// HQ holds exactly what an uninterrupted run of the agent over `events` produces.
+pub fn assert_hq_holds_the_run(
+    hq: &Hq,
+    store: &str,
+    config: &Path,
+    events: &Path,
+) -> (Vec<WindowSummary>, Vec<DailySummary>) {
+    let (windows, days) = expected(config, events);
+    assert_same(
+        "HQ's windows (none missing, none different)",
+        &hq.windows(store),
+        &windows,
+    );
+    assert_same("HQ's days", &hq.days(store), &days);
+    (windows, days)
+}
