@@ -178,7 +178,7 @@ pub async fn run(
         }
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("dashboard.bind: cannot listen on {addr}"))?;
+            .with_context(|| format!("cannot serve the dashboard on {addr} (is the port taken?); fix: set dashboard.bind in the config, or --http for the demo"))?;
         tracing::info!(url = %format!("http://{}", listener.local_addr()?), "Dashboard listening");
         let mut stop = sync_stop_rx.clone();
         tokio::spawn(async move {
