@@ -200,6 +200,11 @@ fn theengs(topic: &str, text: &str) -> Result<ScannerMessage, InputError> {
     let unknown = InputError::UnknownTopic {
         expected: THEENGS_TOPICS,
     };
+    // A topic naming BTtoMQTT twice is ambiguous: the device level could pass for the gateway,
+    // and a device id (a MAC) must never become a scanner name.
+    if topic.split('/').filter(|l| *l == "BTtoMQTT").count() > 1 {
+        return Err(unknown);
+    }
     let gateway = match tail(topic) {
         [Some(_), Some("BTtoMQTT"), gateway] | [Some("BTtoMQTT"), gateway, _] => {
             level(gateway).ok_or(unknown)?
@@ -585,6 +590,7 @@ mod tests {
             (ScannerFormat::Theengs, "home/gw/SYStoMQTT"),
             (ScannerFormat::Theengs, "BTtoMQTT"),
             (ScannerFormat::Theengs, "/BTtoMQTT/x"),
+            (ScannerFormat::Theengs, "home/gw/BTtoMQTT/AABBCCDDEEFF/BTtoMQTT"),
             (ScannerFormat::MqttRoom, "room_presence"),
             (ScannerFormat::MqttRoom, "room_presence/"),
             (ScannerFormat::MqttRoom, ""),
