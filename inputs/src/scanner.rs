@@ -590,7 +590,10 @@ mod tests {
             (ScannerFormat::Theengs, "home/gw/SYStoMQTT"),
             (ScannerFormat::Theengs, "BTtoMQTT"),
             (ScannerFormat::Theengs, "/BTtoMQTT/x"),
-            (ScannerFormat::Theengs, "home/gw/BTtoMQTT/AABBCCDDEEFF/BTtoMQTT"),
+            (
+                ScannerFormat::Theengs,
+                "home/gw/BTtoMQTT/AABBCCDDEEFF/BTtoMQTT",
+            ),
             (ScannerFormat::MqttRoom, "room_presence"),
             (ScannerFormat::MqttRoom, "room_presence/"),
             (ScannerFormat::MqttRoom, ""),
