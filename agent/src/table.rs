@@ -19,38 +19,67 @@ fn opt(x: Option<u64>) -> String {
 
 const HEADER: &str = "date        source   passers   entries  shopfront   bounce  visitors  median_visit  transactions  sales_conv  door_in  repeat";
 
-fn funnel_row(out: &mut String, date: &str, source: &str, f: &Funnel) {
+/// One table row's figures, whichever side (engine or truth) they come from.
+struct Row {
+    passers_by: u64,
+    entries: u64,
+    shopfront_conversion: Option<f64>,
+    bounce_rate: Option<f64>,
+    visitors: u64,
+    median_visit: Option<f64>,
+    transactions: u64,
+    sales_conversion: Option<f64>,
+    door_in: Option<u64>,
+    repeat_rate: Option<f64>,
+}
+
+fn write_row(out: &mut String, date: &str, source: &str, r: Row) {
     let _ = writeln!(
         out,
         "{date:<11} {source:<8} {:>7} {:>9} {:>10} {:>8} {:>9} {:>13} {:>13} {:>11} {:>8} {:>7}",
-        f.passers_by,
-        f.entries,
-        pct(f.shopfront_conversion()),
-        pct(f.bounce_rate()),
-        f.visitors(),
-        secs(f.visit_duration.median()),
-        f.transactions,
-        pct(f.sales_conversion()),
-        opt(f.door_in),
-        pct(f.repeat_rate()),
+        r.passers_by,
+        r.entries,
+        pct(r.shopfront_conversion),
+        pct(r.bounce_rate),
+        r.visitors,
+        secs(r.median_visit),
+        r.transactions,
+        pct(r.sales_conversion),
+        opt(r.door_in),
+        pct(r.repeat_rate),
     );
 }
 
+fn funnel_row(out: &mut String, date: &str, source: &str, f: &Funnel) {
+    let row = Row {
+        passers_by: f.passers_by,
+        entries: f.entries,
+        shopfront_conversion: f.shopfront_conversion(),
+        bounce_rate: f.bounce_rate(),
+        visitors: f.visitors(),
+        median_visit: f.visit_duration.median(),
+        transactions: f.transactions,
+        sales_conversion: f.sales_conversion(),
+        door_in: f.door_in,
+        repeat_rate: f.repeat_rate(),
+    };
+    write_row(out, date, source, row);
+}
+
 fn truth_row(out: &mut String, date: &str, source: &str, t: &TruthFunnel) {
-    let _ = writeln!(
-        out,
-        "{date:<11} {source:<8} {:>7} {:>9} {:>10} {:>8} {:>9} {:>13} {:>13} {:>11} {:>8} {:>7}",
-        t.passers_by,
-        t.entries,
-        pct(t.shopfront_conversion()),
-        pct(t.bounce_rate()),
-        t.entries - t.bounces,
-        secs(t.median_visit_duration()),
-        t.transactions,
-        pct(t.sales_conversion()),
-        t.door_in,
-        pct(t.repeat_rate()),
-    );
+    let row = Row {
+        passers_by: t.passers_by,
+        entries: t.entries,
+        shopfront_conversion: t.shopfront_conversion(),
+        bounce_rate: t.bounce_rate(),
+        visitors: t.entries - t.bounces,
+        median_visit: t.median_visit_duration(),
+        transactions: t.transactions,
+        sales_conversion: t.sales_conversion(),
+        door_in: Some(t.door_in),
+        repeat_rate: t.repeat_rate(),
+    };
+    write_row(out, date, source, row);
 }
 
 /// One row per day (engine), with the truth's sample and population rows under it when given.
@@ -73,7 +102,7 @@ pub fn days(days: &[DailySummary], truth: Option<&[TruthDay]>) -> String {
         for day in days {
             total.merge(&day.funnel);
         }
-        for (zone, z) in &first.funnel.zones {
+        for zone in first.funnel.zones.keys() {
             let merged = &total.zones[zone];
             let _ = writeln!(
                 out,
@@ -82,7 +111,6 @@ pub fn days(days: &[DailySummary], truth: Option<&[TruthDay]>) -> String {
                 pct(total.exposure(zone)),
                 secs(merged.dwell.median())
             );
-            let _ = z;
         }
     }
     out
