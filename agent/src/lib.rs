@@ -1,9 +1,11 @@
 //! The storefront gateway agent: the daemon (sources → engine → sled → outbox → MQTT), the
 //! demo, and the offline commands (`simulate`, `replay`). `main.rs` is the CLI around it.
 
+pub mod clock;
 pub mod daemon;
 pub mod demo;
 pub mod events_file;
+pub mod feed;
 pub mod live;
 pub mod replay;
 pub mod simulate;

@@ -212,13 +212,18 @@ fn run_agent(args: RunArgs) -> Result<()> {
             };
             let health =
                 std::sync::Arc::new(storefront_agent::live::LiveHealth::for_config(&config));
-            let sources = storefront_agent::live::LiveSources::from_config(&config, Some(local))?;
+            let clock = storefront_agent::clock::system();
+            let sources = storefront_agent::live::LiveSources::from_config(
+                &config,
+                Some(local),
+                clock.clone(),
+            )?;
             (
                 daemon::source::Source::Live {
                     sources: Box::new(sources),
                     health,
                 },
-                daemon::TimeMode::Wall,
+                daemon::TimeMode::Wall(clock),
                 None,
             )
         }

@@ -129,7 +129,7 @@ fn start(config: &StoreConfig, broker_port: Option<u16>) -> Harness {
         port,
         tls: false,
     });
-    let live = LiveSources::from_config(config, broker).unwrap();
+    let live = LiveSources::from_config(config, broker, storefront_agent::clock::system()).unwrap();
     let health = Arc::new(LiveHealth::for_config(config));
     let (out, mut rx) = mpsc::channel(8192);
     let events = Arc::new(Mutex::new(Vec::new()));

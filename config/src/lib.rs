@@ -96,6 +96,7 @@ impl StoreConfig {
                 repeat_lookback_days: m.repeat_lookback_days,
                 window_seconds: m.window_seconds,
                 max_event_delay_ms: ms(m.max_event_delay),
+                max_count_delay_ms: ms(m.max_count_delay),
             },
             repeat_measurable: self.repeat_measurable(),
         }

@@ -72,6 +72,7 @@ pub(crate) struct RawMetrics {
     pub repeat_lookback_days: i64,
     pub window_seconds: i64,
     pub max_event_delay_seconds: i64,
+    pub max_count_delay_seconds: i64,
 }
 
 impl Default for RawMetrics {
@@ -92,6 +93,7 @@ impl Default for RawMetrics {
             repeat_lookback_days: 30,
             window_seconds: 900,
             max_event_delay_seconds: 5,
+            max_count_delay_seconds: 120,
         }
     }
 }

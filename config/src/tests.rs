@@ -326,6 +326,7 @@ fn engine_config_carries_thresholds_in_ms_and_repeat_is_not_measurable_by_defaul
     assert_eq!(e.thresholds.visit_gap_ms, 300_000);
     assert_eq!(e.thresholds.bounce_ms, 120_000);
     assert_eq!(e.thresholds.max_event_delay_ms, 5_000);
+    assert_eq!(e.thresholds.max_count_delay_ms, 120_000);
     assert!(!e.repeat_measurable, "rotation 1 day < lookback 30 days");
     assert_eq!(e.zones.len(), 2);
     assert_eq!(e.zones[0].scanners, ["sf-1"]);
@@ -404,6 +405,20 @@ fn sources_are_checked() {
     assert_eq!(s.topic, "home/+/BTtoMQTT/#");
     assert_eq!(s.scanner_id("kitchen"), "floor-1");
     assert_eq!(s.scanner_id("floor-1"), "floor-1");
+}
+
+#[test]
+fn a_pos_polled_less_often_than_sales_may_be_late_is_an_error() {
+    let pos = |poll: u32, delay: u32| {
+        format!(
+            "[metrics]\nmax_count_delay_seconds = {delay}\n{MINIMAL}\n[sources.pos]\nurl = \"http://pos.local/tx\"\npoll_seconds = {poll}\n"
+        )
+    };
+    let problems = problems(&pos(300, 120));
+    assert_eq!(fields(&problems), ["sources.pos.poll_seconds"]);
+    assert!(problems[0].fix.contains("above 300"), "{}", problems[0].fix);
+    let c = parse(&pos(300, 600)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.engine_config().thresholds.max_count_delay_ms, 600_000);
 }
 
 #[test]

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub window_seconds: u32,
     /// How long to wait for late events.
     pub max_event_delay: Duration,
+    /// How late door records and sales still count (their window stays open this long).
+    pub max_count_delay: Duration,
 }
 
 impl Default for Metrics {
@@ -67,6 +69,7 @@ impl Default for Metrics {
             repeat_lookback_days: 30,
             window_seconds: 900,
             max_event_delay: s(5),
+            max_count_delay: s(120),
         }
     }
 }

@@ -31,7 +31,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<StoreConfig, Vec
     let privacy = c.privacy(raw.privacy);
     let storage = c.storage(raw.storage, base);
     let sync = c.sync(raw.sync, &store, base);
-    let sources = c.sources(raw.sources, &zones, base);
+    let sources = c.sources(raw.sources, &zones, &metrics, base);
     let dashboard = c.dashboard(raw.dashboard, base);
 
     if c.problems.is_empty() {
@@ -221,6 +221,11 @@ impl Checker {
             max_event_delay: self.seconds(
                 &p("max_event_delay_seconds"),
                 m.max_event_delay_seconds,
+                true,
+            ),
+            max_count_delay: self.seconds(
+                &p("max_count_delay_seconds"),
+                m.max_count_delay_seconds,
                 true,
             ),
         };
@@ -611,7 +616,13 @@ impl Checker {
         }
     }
 
-    fn sources(&mut self, raw: RawSources, zones: &[Zone], base: &Path) -> Sources {
+    fn sources(
+        &mut self,
+        raw: RawSources,
+        zones: &[Zone],
+        metrics: &Metrics,
+        base: &Path,
+    ) -> Sources {
         for (i, a) in raw.ble.adapters.iter().enumerate() {
             if a.trim().is_empty() {
                 self.report(
@@ -699,13 +710,25 @@ impl Checker {
                     "write the endpoint's full URL, e.g. \"https://pos.example.com/api/transactions\"",
                 );
             }
+            let poll_interval =
+                self.seconds("sources.pos.poll_seconds", raw.pos.poll_seconds, false);
+            if poll_interval >= metrics.max_count_delay {
+                self.report(
+                    "sources.pos.poll_seconds",
+                    format!(
+                        "{} s is not shorter than metrics.max_count_delay_seconds ({} s): most sales would arrive after their window is final and be rejected as late",
+                        poll_interval.as_secs(),
+                        metrics.max_count_delay.as_secs()
+                    ),
+                    format!(
+                        "poll more often (30 is the default), or raise metrics.max_count_delay_seconds above {}",
+                        poll_interval.as_secs()
+                    ),
+                );
+            }
             Some(PosSource {
                 url: url.to_owned(),
-                poll_interval: self.seconds(
-                    "sources.pos.poll_seconds",
-                    raw.pos.poll_seconds,
-                    false,
-                ),
+                poll_interval,
                 auth_header_file: file(base, &raw.pos.auth_header_file),
             })
         };

@@ -40,6 +40,9 @@ pub struct Thresholds {
     pub window_seconds: u32,
     /// How long the engine waits for late events before it treats a moment as past.
     pub max_event_delay_ms: i64,
+    /// Door records and sales are counted this late (a window stays open this long past its
+    /// end for them).
+    pub max_count_delay_ms: i64,
 }
 
 impl Default for Thresholds {
@@ -58,6 +61,7 @@ impl Default for Thresholds {
             repeat_lookback_days: 30,
             window_seconds: 900,
             max_event_delay_ms: 5_000,
+            max_count_delay_ms: 120_000,
         }
     }
 }

@@ -188,7 +188,8 @@ const TRANSACTION_RETENTION_MS: i64 = 7 * 86_400_000;
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct DoorSensorState {
-    last_totals: Option<(u64, u64)>,
+    /// The last cumulative register read counted: `(time, in_total, out_total)`.
+    last_register: Option<(i64, u64, u64)>,
     /// Record ids seen, for de-duplication.
     records: RecentIds,
 }
@@ -212,7 +213,7 @@ pub struct LiveStatus {
 }
 
 /// Version of [`Snapshot`]'s layout; a snapshot of another version is not restored.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// The engine's whole open state, to checkpoint and restore across restarts. Opaque outside
 /// the engine: the agent's storage encodes it, checksums it and hands it back.
@@ -439,6 +440,13 @@ impl Engine {
     /// events are counted in [`Engine::stats`] by reason and otherwise ignored.
     pub fn handle_event(&mut self, event: &Event, now: Timestamp) {
         match self.admit(event, now) {
+            Ok(pending) if pending.t < self.watermark => {
+                // A late count whose window is still open (see `admit`): counts add, so it
+                // needs no place in the time order.
+                self.stats.accepted += 1;
+                self.stats.late_counts += 1;
+                self.process(pending);
+            }
             Ok(pending) => {
                 self.stats.accepted += 1;
                 if self.buffer.back().is_some_and(|last| last.t > pending.t) {
@@ -465,7 +473,15 @@ impl Engine {
         if t > now.millis().saturating_add(MAX_FUTURE_MS) {
             return Err(RejectReason::Future);
         }
-        if t < self.watermark {
+        // Door records and sales only add to their window's counts, so they are taken late
+        // (POS polling, batched counters) for as long as that window is open.
+        let late_count_ok = || {
+            !matches!(event, Event::Sighting(_))
+                && self
+                    .windows
+                    .contains_key(&self.calendar.window_start(Timestamp(t)).millis())
+        };
+        if t < self.watermark && !late_count_ok() {
             return Err(RejectReason::Late);
         }
         let kind = match event {
@@ -580,9 +596,11 @@ impl Engine {
     }
 
     /// A window stays open this long past its end: a visit confirmed late (after
-    /// `presence_confirm` and a sparse smoothing window) still starts inside it.
+    /// `presence_confirm` and a sparse smoothing window) still starts inside it, and late door
+    /// records and sales still count in it.
     fn finality_slack_ms(&self) -> i64 {
-        self.params.confirm_ms + self.params.smoothing_ms
+        (self.params.confirm_ms + self.params.smoothing_ms)
+            .max(self.config.thresholds.max_count_delay_ms)
     }
 
     fn release(&mut self, to: i64) {
@@ -836,13 +854,18 @@ impl Engine {
                 in_total,
                 out_total,
             } => {
-                let previous = state.last_totals.replace((in_total, out_total));
+                if state.last_register.is_some_and(|(at, _, _)| t < at) {
+                    // The later read's difference already holds what this one would add.
+                    self.stats.reject(RejectReason::StaleRegister);
+                    return;
+                }
+                let previous = state.last_register.replace((t, in_total, out_total));
                 match previous {
                     // The first register read is a baseline: what came before it is unknown.
                     None => (0, 0),
                     // "a register that goes down means a sensor reset, not negative traffic":
                     // it counted up from zero since the reset.
-                    Some((pin, pout)) => (
+                    Some((_, pin, pout)) => (
                         if in_total >= pin {
                             in_total - pin
                         } else {

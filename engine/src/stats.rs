@@ -14,7 +14,8 @@ pub enum RejectReason {
     UnknownDoorSensor,
     /// RSSI outside -127..=20 dBm: not a real reading.
     RssiOutOfRange,
-    /// Older than the watermark: its window may already be final.
+    /// Older than the watermark: its window may already be final (door records and sales: their
+    /// window is final).
     Late,
     /// Further ahead of the receiving clock than a clock could plausibly drift.
     Future,
@@ -24,6 +25,9 @@ pub enum RejectReason {
     DuplicateTransaction,
     /// A door record id seen before.
     DuplicateDoorRecord,
+    /// A cumulative door register read older than one already counted (its crossings are in
+    /// the later read's difference).
+    StaleRegister,
 }
 
 impl RejectReason {
@@ -37,6 +41,7 @@ impl RejectReason {
             RejectReason::ClockNotSet => "clock_not_set",
             RejectReason::DuplicateTransaction => "duplicate_transaction",
             RejectReason::DuplicateDoorRecord => "duplicate_door_record",
+            RejectReason::StaleRegister => "stale_register",
         }
     }
 }
@@ -55,6 +60,9 @@ pub struct IngestStats {
     pub below_detect: u64,
     /// Sightings of staff badges (never counted, by definition).
     pub staff: u64,
+    /// Door records and sales taken after the watermark, while their window was open.
+    #[serde(default)]
+    pub late_counts: u64,
     pub rejected: BTreeMap<RejectReason, u64>,
 }
 

@@ -198,23 +198,25 @@ fn out_of_order_events_within_the_delay_give_the_same_figures() {
     assert_eq!(day_funnel(&shuffled), ordered);
 }
 
+fn door(t: i64, record: &str, count: DoorCount) -> Event {
+    Event::Door(DoorEvent {
+        t: Timestamp(t),
+        sensor: "door".into(),
+        record: Some(record.into()),
+        count,
+    })
+}
+
+fn sale(t: i64, id: &str) -> Event {
+    Event::Transaction(Transaction {
+        t: Timestamp(t),
+        id: id.into(),
+        amount_minor: Some(1000),
+    })
+}
+
 #[test]
 fn door_counts_transactions_and_duplicates() {
-    let door = |t: i64, record: &str, count: DoorCount| {
-        Event::Door(DoorEvent {
-            t: Timestamp(t),
-            sensor: "door".into(),
-            record: Some(record.into()),
-            count,
-        })
-    };
-    let sale = |t: i64, id: &str| {
-        Event::Transaction(Transaction {
-            t: Timestamp(t),
-            id: id.into(),
-            amount_minor: Some(1000),
-        })
-    };
     let ev = vec![
         door(
             T0,
@@ -280,6 +282,78 @@ fn door_counts_transactions_and_duplicates() {
         engine.stats().rejected[&RejectReason::DuplicateTransaction],
         1
     );
+}
+
+/// The final window starting at `start`, if it is among those ready (the others are dropped).
+fn final_window_at(engine: &mut Engine, start: i64) -> Option<WindowSummary> {
+    let mut found = None;
+    while let Some(w) = engine.poll_window() {
+        if w.window_start == Timestamp(start) {
+            found = Some(w);
+        }
+    }
+    found
+}
+
+#[test]
+fn late_sales_and_door_records_count_while_their_window_is_open() {
+    let mut engine = Engine::new(config());
+    let register = |in_total| DoorCount::Cumulative {
+        in_total,
+        out_total: 0,
+    };
+    // Sightings keep the watermark near "now", as in a live store.
+    for s in 0..=100 {
+        let e = sighting(T0 + s * 1000, "sf", 1, -70);
+        engine.handle_event(&e, e.time());
+    }
+    let now = Timestamp(T0 + 100_000);
+    engine.handle_timeout(now);
+    engine.handle_event(&door(T0 + 60_000, "r1", register(10)), now);
+    // 30 s old: polled POS, an interval record sent at the interval's end.
+    engine.handle_event(&sale(T0 + 70_000, "late"), now);
+    let interval = DoorCount::Interval {
+        entered: 4,
+        exited: 1,
+    };
+    engine.handle_event(&door(T0 + 70_000, "i1", interval), now);
+    // A register read older than one counted adds nothing the later one did not.
+    engine.handle_event(&door(T0 + 50_000, "r0", register(7)), now);
+    engine.handle_event(&door(T0 + 90_000, "r2", register(15)), now);
+    // Sightings are never taken late.
+    engine.handle_event(&sighting(T0 + 70_000, "sf", 2, -60), now);
+    assert_eq!(engine.stats().late_counts, 5);
+    assert_eq!(engine.stats().rejected[&RejectReason::Late], 1);
+    assert_eq!(engine.stats().rejected[&RejectReason::StaleRegister], 1);
+
+    // Once the window is final, a sale in it is late for good.
+    let next_window = T0 + 900_000;
+    let later = Timestamp(next_window + 600_000);
+    engine.handle_timeout(later);
+    let window = final_window_at(&mut engine, T0).expect("the 09:00 window is final");
+    assert_eq!(window.funnel.transactions, 1);
+    assert_eq!(window.funnel.door_in, Some(4 + 5));
+    engine.handle_event(&sale(T0 + 80_000, "too-late"), later);
+    assert_eq!(engine.stats().rejected[&RejectReason::Late], 2);
+}
+
+#[test]
+fn a_window_waits_for_late_counts_before_it_is_final() {
+    let mut engine = Engine::new(config());
+    let e = sighting(T0, "sf", 1, -70);
+    engine.handle_event(&e, e.time());
+    let window_end = T0 + 900_000;
+    let delay = Thresholds::default().max_count_delay_ms;
+    engine.handle_timeout(Timestamp(window_end + delay - 10_000));
+    // The passer-by's pass is decided, but a sale may still come.
+    engine.handle_event(
+        &sale(window_end - 1, "last-minute"),
+        Timestamp(window_end + delay),
+    );
+    assert_eq!(final_window_at(&mut engine, T0), None);
+    engine.handle_timeout(Timestamp(window_end + delay + 30_000));
+    let window = final_window_at(&mut engine, T0).expect("final after the count delay");
+    assert_eq!(window.funnel.transactions, 1);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use storefront_protocol::{DoorCount, DoorDirection, DoorEvent, Transaction};
 
-use crate::scanner::{format_mac, parse_mac};
+use crate::scanner::{MQTT_ROOM_PATH_LOSS_EXPONENT, MQTT_ROOM_REF_RSSI_1M, format_mac, parse_mac};
 
 fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
     // These are plain structs of strings and integers: serialising them cannot fail.
@@ -56,6 +56,28 @@ pub fn encode_theengs(gateway: &str, mac: &str, rssi: i16) -> (String, Vec<u8>) 
     (
         format!("home/{gateway}/BTtoMQTT/{suffix}"),
         to_vec(&Report { id: &id, rssi }),
+    )
+}
+
+/// A Home Assistant `mqtt_room` report: topic `<prefix>/<room>`, payload `{"id","name",
+/// "distance"}`, the distance being the one that reads back as `rssi` under the parser's
+/// log-distance model ([`crate::scanner::rssi_from_distance`]).
+pub fn encode_mqtt_room(prefix: &str, room: &str, id: &str, rssi: i16) -> (String, Vec<u8>) {
+    #[derive(Serialize)]
+    struct Report<'a> {
+        id: &'a str,
+        name: &'a str,
+        distance: f64,
+    }
+    let exponent =
+        (MQTT_ROOM_REF_RSSI_1M - f64::from(rssi)) / (10.0 * MQTT_ROOM_PATH_LOSS_EXPONENT);
+    (
+        format!("{prefix}/{room}"),
+        to_vec(&Report {
+            id,
+            name: id,
+            distance: 10f64.powf(exponent),
+        }),
     )
 }
 

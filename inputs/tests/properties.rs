@@ -7,7 +7,8 @@ mod support {
 
 use proptest::prelude::*;
 use storefront_inputs::encode::{
-    encode_door, encode_espresense, encode_pushed_transaction, encode_theengs, encode_transactions,
+    encode_door, encode_espresense, encode_mqtt_room, encode_pushed_transaction, encode_theengs,
+    encode_transactions,
 };
 use storefront_inputs::{
     ScannerFormat, ScannerMessage, ScannerReading, TransactionPage, parse_door,
@@ -246,6 +247,27 @@ proptest! {
             parse_scanner(ScannerFormat::Theengs, &topic, &payload),
             Ok(ScannerMessage::Reading(ScannerReading {
                 node: gateway,
+                identity: canonical(&mac),
+                rssi,
+                tx_power: None,
+                address_kind: AddressKind::Stable,
+            }))
+        );
+    }
+
+    #[test]
+    fn mqtt_room_reports_round_trip(
+        room in level(),
+        mac in mac(),
+        // Stronger than -29 dBm is nearer than the model's 0.1 m floor.
+        rssi in -127i16..=-29,
+    ) {
+        let (topic, payload) =
+            encode_mqtt_room("room_presence", &room, &mac_text(&mac, ":", false), rssi);
+        prop_assert_eq!(
+            parse_scanner(ScannerFormat::MqttRoom, &topic, &payload),
+            Ok(ScannerMessage::Reading(ScannerReading {
+                node: room,
                 identity: canonical(&mac),
                 rssi,
                 tx_power: None,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use storefront_engine::{Engine, Snapshot};
@@ -14,16 +14,18 @@ use tokio::sync::{mpsc, watch};
 
 use super::source::SourceMessage;
 use super::view::EngineView;
+use crate::clock::SharedClock;
 
 /// Whose clock drives the engine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum TimeMode {
     /// Event time: replayed or simulated streams; time advances with the events, and the end
     /// of the stream lets every open visit end on its own.
     Event,
-    /// The gateway's wall clock: live sources. Timeouts run on the wall clock, and only once it
-    /// is sane (a gateway without an RTC boots in 1970 until NTP answers).
-    Wall,
+    /// The gateway's clock (the wall clock, or a test's): live sources, which stamp what they
+    /// receive with the same clock. Timeouts run on it, and only once it is sane (a gateway
+    /// without an RTC boots in 1970 until NTP answers).
+    Wall(SharedClock),
 }
 
 pub struct CoreOptions {
@@ -42,17 +44,6 @@ pub struct CoreReport {
     pub summaries_stored: u64,
     /// True when a finite source was played to its end and the engine finished.
     pub finished: bool,
-}
-
-/// 2020-01-01: before this the wall clock has not been set.
-const SANE_CLOCK_MS: i64 = 1_577_836_800_000;
-
-pub fn wall_now() -> Option<Timestamp> {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as i64;
-    (ms >= SANE_CLOCK_MS).then_some(Timestamp(ms))
 }
 
 pub struct Core {
@@ -86,36 +77,25 @@ impl Core {
             tokio::select! {
                 message = input.recv() => match message {
                     Some(SourceMessage::Event(event, cursor)) => {
-                        let now = match self.options.time {
-                            TimeMode::Event => event.time(),
-                            // An unset clock makes the engine reject the event as clock_not_set,
-                            // counted: windows are only assigned once time is sane.
-                            TimeMode::Wall => wall_now().unwrap_or(Timestamp(0)),
-                        };
-                        self.engine.handle_event(&event, now);
-                        self.note_seen(&event);
-                        self.cursor = cursor.or(self.cursor);
-                        report.events += 1;
-                        since_commit += 1;
-                        if since_commit >= self.options.commit_every_events {
-                            self.commit(&mut report)?;
-                            since_commit = 0;
-                        }
+                        self.take(event, cursor, &mut report, &mut since_commit)?;
                     }
-                    Some(SourceMessage::End) | None => {
-                        // From the engine's own latest event: after a restart at the end of the
-                        // file this run may have read none.
-                        self.engine.end_of_stream();
-                        self.commit(&mut report)?;
-                        report.finished = true;
-                        tracing::info!(events = report.events, summaries = report.summaries_stored, "Source ended; engine finished");
-                        return Ok(report);
-                    }
+                    Some(SourceMessage::End) | None => return self.end_of_stream(report),
                 },
                 _ = tick.tick() => {
                     self.publish_view();
-                    if self.options.time == TimeMode::Wall {
-                        match wall_now() {
+                    if let TimeMode::Wall(clock) = &self.options.time {
+                        // What was received comes before time passes: events queued behind a
+                        // commit must not turn late when the watermark moves.
+                        let clock = clock.clone();
+                        while let Ok(message) = input.try_recv() {
+                            match message {
+                                SourceMessage::Event(event, cursor) => {
+                                    self.take(event, cursor, &mut report, &mut since_commit)?;
+                                }
+                                SourceMessage::End => return self.end_of_stream(report),
+                            }
+                        }
+                        match clock.sane_now() {
                             Some(now) => {
                                 if !clock_was_sane {
                                     tracing::info!(now = now.millis(), "Wall clock is set: windows can be assigned");
@@ -146,6 +126,47 @@ impl Core {
         }
     }
 
+    /// Feeds one event to the engine; commits every `commit_every_events`.
+    fn take(
+        &mut self,
+        event: storefront_protocol::Event,
+        cursor: Option<u64>,
+        report: &mut CoreReport,
+        since_commit: &mut u64,
+    ) -> Result<()> {
+        let now = match &self.options.time {
+            TimeMode::Event => event.time(),
+            // An unset clock makes the engine reject the event as clock_not_set, counted:
+            // windows are only assigned once time is sane.
+            TimeMode::Wall(clock) => clock.sane_now().unwrap_or(Timestamp(0)),
+        };
+        self.engine.handle_event(&event, now);
+        self.note_seen(&event);
+        self.cursor = cursor.or(self.cursor);
+        report.events += 1;
+        *since_commit += 1;
+        if *since_commit >= self.options.commit_every_events {
+            self.commit(report)?;
+            *since_commit = 0;
+        }
+        Ok(())
+    }
+
+    /// A finite source ended: every open visit ends on its own and the last commit is made.
+    fn end_of_stream(&mut self, mut report: CoreReport) -> Result<CoreReport> {
+        // From the engine's own latest event: after a restart at the end of the file this run
+        // may have read none.
+        self.engine.end_of_stream();
+        self.commit(&mut report)?;
+        report.finished = true;
+        tracing::info!(
+            events = report.events,
+            summaries = report.summaries_stored,
+            "Source ended; engine finished"
+        );
+        Ok(report)
+    }
+
     fn note_seen(&mut self, event: &storefront_protocol::Event) {
         use storefront_protocol::Event;
         let t = event.time();
@@ -164,9 +185,9 @@ impl Core {
     }
 
     fn publish_view(&self) {
-        let now = match self.options.time {
+        let now = match &self.options.time {
             TimeMode::Event => self.latest,
-            TimeMode::Wall => wall_now().unwrap_or(self.latest),
+            TimeMode::Wall(clock) => clock.sane_now().unwrap_or(self.latest),
         };
         self.view.send_replace(Arc::new(EngineView::of(
             &self.engine,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use anyhow::Result;
 use rumqttc::{AsyncClient, Event as MqttEvent, LastWill, MqttOptions, Packet, QoS};
 use storefront_protocol::Ack;
@@ -159,7 +160,7 @@ pub async fn run(
                             let removed = tokio::task::block_in_place(|| store.ack(&ack.seqs))?;
                             inflight.acked(&ack.seqs);
                             current.acked += removed as u64;
-                            current.last_ack = super::core::wall_now();
+                            current.last_ack = crate::clock::SystemClock.sane_now();
                         }
                         Ok(ack) => tracing::warn!(store = %ack.store_id, "Ignoring an ack for another store"),
                         Err(error) => tracing::warn!(%error, "Ignoring a malformed ack"),

@@ -25,25 +25,31 @@ use storefront_protocol::{Event, Timestamp};
 use tokio::sync::mpsc;
 
 use super::health::{Input, LiveHealth};
-use super::{parse_pushed_transactions, wall_clock_ms};
+use super::parse_pushed_transactions;
+use crate::clock::SharedClock;
 use crate::daemon::source::SourceMessage;
 
 #[derive(Clone)]
 struct Ingest {
     out: mpsc::Sender<SourceMessage>,
     health: Arc<LiveHealth>,
+    clock: SharedClock,
 }
 
-/// The ingest routes, with their state.
-pub fn router(out: mpsc::Sender<SourceMessage>, health: Arc<LiveHealth>) -> Router {
+/// The ingest routes, with their state; records without a time are stamped with `clock`.
+pub fn router(
+    out: mpsc::Sender<SourceMessage>,
+    health: Arc<LiveHealth>,
+    clock: SharedClock,
+) -> Router {
     Router::new()
         .route("/ingest/v1/door", post(door))
         .route("/ingest/v1/transactions", post(transactions))
-        .with_state(Ingest { out, health })
+        .with_state(Ingest { out, health, clock })
 }
 
 async fn door(State(ingest): State<Ingest>, body: Body) -> Response {
-    let now = wall_clock_ms();
+    let now = ingest.clock.now_ms();
     let body = match read(body).await {
         Ok(body) => body,
         Err(error) => return reject(&ingest, Input::DoorHttp, error),

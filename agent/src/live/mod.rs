@@ -3,7 +3,7 @@
 //! adapters, and HTTP ingest routes for pushed door records and transactions.
 //!
 //! ```text
-//! local broker ──MQTT──► scanners::run_mqtt ─┐   (parse, pseudonymise, stamp wall clock)
+//! local broker ──MQTT──► scanners::run_mqtt ─┐   (parse, pseudonymise, stamp with the clock)
 //! POS endpoint ◄─HTTP─── pos::run_pos ────────┤
 //! Bluetooth adapters ─── radio::run_scanner ──┼──► mpsc<SourceMessage::Event(_, None)> ──► core
 //! POST /ingest/v1/… ──── ingest::router ──────┘
@@ -26,7 +26,7 @@ pub mod scanners;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
@@ -39,6 +39,7 @@ use tokio::sync::{mpsc, watch};
 pub use self::health::{Input, LiveHealth, LiveHealthSnapshot};
 use self::keys::PseudonymKeys;
 pub use self::scanners::{DOOR_TOPIC, MqttConnection, MqttInputs, POS_TOPIC};
+use crate::clock::SharedClock;
 use crate::daemon::BrokerAddress;
 use crate::daemon::source::SourceMessage;
 
@@ -51,15 +52,19 @@ pub struct LiveSources {
     mqtt: Option<MqttConnection>,
     keys: PseudonymKeys,
     pseudonymizer: watch::Sender<Pseudonymizer>,
+    clock: SharedClock,
 }
 
 impl LiveSources {
     /// Opens the pseudonym key (`<storage.path>/pseudonym-key`) and prepares the sources the
     /// config names. `local_broker` is the store's broker the scanner nodes, door counters and
     /// POS push to; without one, no MQTT input runs (an error if scanner nodes are configured).
+    /// What arrives is stamped with `clock` (the wall clock but in time-lapse tests), which
+    /// must be the clock the core runs on ([`crate::daemon::TimeMode::Wall`]).
     pub fn from_config(
         config: &StoreConfig,
         local_broker: Option<BrokerAddress>,
+        clock: SharedClock,
     ) -> Result<LiveSources> {
         let keys = PseudonymKeys::open(
             &config.storage.path,
@@ -91,6 +96,7 @@ impl LiveSources {
             mqtt,
             keys,
             pseudonymizer,
+            clock,
         })
     }
 
@@ -120,6 +126,7 @@ impl LiveSources {
             tasks.spawn(scanners::run_mqtt(
                 connection,
                 inputs,
+                self.clock.clone(),
                 out.clone(),
                 shutdown.clone(),
             ));
@@ -127,6 +134,7 @@ impl LiveSources {
         if let Some(pos) = self.sources.pos.clone() {
             tasks.spawn(pos::run_pos(
                 pos,
+                self.clock.clone(),
                 out.clone(),
                 health.clone(),
                 shutdown.clone(),
@@ -167,7 +175,7 @@ impl LiveSources {
         out: mpsc::Sender<SourceMessage>,
         health: Arc<LiveHealth>,
     ) -> axum::Router {
-        ingest::router(out, health)
+        ingest::router(out, health, self.clock.clone())
     }
 }
 
@@ -203,11 +211,4 @@ pub fn parse_pushed_transactions(payload: &[u8]) -> Result<Vec<Transaction>, Inp
                 .map_err(|_| error),
         },
     }
-}
-
-/// Wall-clock time, epoch milliseconds.
-pub(crate) fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

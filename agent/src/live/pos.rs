@@ -28,7 +28,7 @@ use storefront_protocol::Event;
 use tokio::sync::{mpsc, watch};
 
 use super::health::{Input, LiveHealth};
-use super::wall_clock_ms;
+use crate::clock::SharedClock;
 use crate::daemon::source::SourceMessage;
 
 /// Timeout of one request, connection included.
@@ -61,6 +61,7 @@ enum PollError {
 /// a failure.
 pub async fn run_pos(
     source: PosSource,
+    clock: SharedClock,
     out: mpsc::Sender<SourceMessage>,
     health: Arc<LiveHealth>,
     mut shutdown: watch::Receiver<bool>,
@@ -85,7 +86,7 @@ pub async fn run_pos(
     let mut last_log = Instant::now();
     loop {
         let result = tokio::select! {
-            result = poll(&client, &source, &mut cursor, &out, &health) => result,
+            result = poll(&client, &source, &mut cursor, &out, &health, &clock) => result,
             _ = shutdown.changed() => return,
         };
         let wait = match result {
@@ -105,7 +106,7 @@ pub async fn run_pos(
                 return;
             }
             Err(error) => {
-                health.pos_failure(wall_clock_ms(), error.to_string());
+                health.pos_failure(clock.now_ms(), error.to_string());
                 let now = Instant::now();
                 match failing_since {
                     None => {
@@ -138,6 +139,7 @@ async fn poll(
     cursor: &mut Option<String>,
     out: &mpsc::Sender<SourceMessage>,
     health: &LiveHealth,
+    clock: &SharedClock,
 ) -> Result<usize, PollError> {
     let auth = match &source.auth_header_file {
         Some(path) => {
@@ -185,7 +187,7 @@ async fn poll(
             }
         };
         health.accepted(Input::PosPoll, page.transactions.len());
-        health.pos_success(wall_clock_ms());
+        health.pos_success(clock.now_ms());
         sent += page.transactions.len();
         for transaction in page.transactions {
             if out

@@ -32,7 +32,8 @@ use storefront_protocol::{DeviceId, Event, Sighting, Timestamp};
 use tokio::sync::{mpsc, watch};
 
 use super::health::{Input, LiveHealth};
-use super::{parse_pushed_transactions, wall_clock_ms};
+use super::parse_pushed_transactions;
+use crate::clock::SharedClock;
 use crate::daemon::source::SourceMessage;
 
 /// Door counters publish here (one record or a JSON array; see `storefront_inputs::door`).
@@ -117,7 +118,7 @@ impl MqttInputs {
         filters
     }
 
-    /// Handles one message received at `now_ms` (wall clock, epoch milliseconds): the events it
+    /// Handles one message received at `now_ms` (the live clock, epoch milliseconds): the events it
     /// gives are appended to `events`; it is counted as accepted or rejected either way.
     pub fn handle(&self, topic: &str, payload: &[u8], now_ms: i64, events: &mut Vec<Event>) {
         let now = Timestamp(now_ms);
@@ -230,6 +231,7 @@ pub struct MqttConnection {
 pub async fn run_mqtt(
     connection: MqttConnection,
     inputs: MqttInputs,
+    clock: SharedClock,
     out: mpsc::Sender<SourceMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -261,7 +263,7 @@ pub async fn run_mqtt(
                 inputs.handle(
                     &publish.topic,
                     &publish.payload,
-                    wall_clock_ms(),
+                    clock.now_ms(),
                     &mut events,
                 );
                 for event in events.drain(..) {

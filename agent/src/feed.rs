@@ -1,0 +1,278 @@
+//! Simulated store hardware: sends simulated traffic into the agent's live inputs the way real
+//! devices do, so every input path can be driven end to end (by `agent feed` and the tests).
+//!
+//! | simulated event | sent as |
+//! |---|---|
+//! | sighting | by the scanner's node: scanners in [`Wiring`] order take turns being ESPresense (`espresense/devices/<mac>/<scanner>`), Theengs (`home/gw-<scanner>/BTtoMQTT/<MAC>`) and `mqtt_room` (`room_presence/<scanner>`, a distance) nodes |
+//! | door record | alternately on `storefront/local/door/<sensor>` and `POST /ingest/v1/door` |
+//! | transaction | in turn: served by the simulated POS endpoint ([`PosEndpoint`], polled by the agent), pushed on `storefront/local/pos/<store>`, and `POST /ingest/v1/transactions` |
+//!
+//! Devices are heard under a MAC address made of their simulated id; the agent hashes it.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use axum::extract::{Query, State};
+use axum::response::IntoResponse;
+use rumqttc::{AsyncClient, QoS};
+use storefront_config::ScannerFormat;
+use storefront_inputs::encode::{
+    encode_door, encode_espresense, encode_mqtt_room, encode_pushed_transaction, encode_theengs,
+    encode_transactions,
+};
+use storefront_protocol::{DeviceId, Event, Sighting, Transaction};
+
+/// Topic prefix of the simulated `mqtt_room` nodes.
+pub const MQTT_ROOM_PREFIX: &str = "room_presence";
+/// Transactions per page of the simulated POS endpoint.
+const POS_PAGE: usize = 100;
+
+/// Which format each scanner's node speaks.
+#[derive(Clone, Debug)]
+pub struct Wiring {
+    scanners: Vec<String>,
+}
+
+impl Wiring {
+    /// Scanner ids in the order they take turns at the three formats.
+    pub fn new(scanners: Vec<String>) -> Wiring {
+        Wiring { scanners }
+    }
+
+    /// The format the node of `scanner` publishes in; `None` for a scanner not wired.
+    pub fn format(&self, scanner: &str) -> Option<ScannerFormat> {
+        let index = self.scanners.iter().position(|s| s == scanner)?;
+        Some(
+            [
+                ScannerFormat::Espresense,
+                ScannerFormat::Theengs,
+                ScannerFormat::MqttRoom,
+            ][index % 3],
+        )
+    }
+
+    /// The `[sources]` table of an agent config that reads this wiring, polling `pos_url`.
+    pub fn sources_toml(&self, pos_url: &str) -> String {
+        let gateways: Vec<String> = self
+            .scanners
+            .iter()
+            .filter(|s| self.format(s) == Some(ScannerFormat::Theengs))
+            .map(|s| format!("\"gw-{s}\" = \"{s}\""))
+            .collect();
+        format!(
+            "[sources.ble]\nenabled = false\n\n\
+             [[sources.scanner_mqtt]]\nformat = \"espresense\"\ntopic = \"espresense/devices/#\"\n\n\
+             [[sources.scanner_mqtt]]\nformat = \"theengs\"\ntopic = \"home/+/BTtoMQTT/#\"\nscanner_ids = {{ {} }}\n\n\
+             [[sources.scanner_mqtt]]\nformat = \"mqtt_room\"\ntopic = \"{MQTT_ROOM_PREFIX}/+\"\n\n\
+             [sources.pos]\nurl = \"{pos_url}\"\npoll_seconds = 1\n",
+            gateways.join(", ")
+        )
+    }
+}
+
+/// The MAC address a simulated device advertises: its id's low 6 bytes, marked locally
+/// administered.
+pub fn simulated_mac(device: DeviceId) -> String {
+    let b = device.0.to_be_bytes();
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[2] | 0x02,
+        b[3],
+        b[4],
+        b[5],
+        b[6],
+        b[7]
+    )
+}
+
+#[derive(Default)]
+struct PosLog {
+    transactions: Vec<Transaction>,
+    /// How many transactions have been handed out in a page at least once.
+    served: usize,
+}
+
+/// The simulated POS's HTTP endpoint: `GET /transactions[?cursor=N]` answers the page of
+/// transactions from index `N` (up to 100) with `next_cursor` = the index after it, in the
+/// shape of `storefront_inputs::pos`.
+#[derive(Clone, Default)]
+pub struct PosEndpoint {
+    log: Arc<Mutex<PosLog>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    cursor: Option<String>,
+}
+
+impl PosEndpoint {
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .route("/transactions", axum::routing::get(pos_page))
+            .with_state(self.clone())
+    }
+
+    /// Makes a transaction available to the next poll.
+    pub fn add(&self, transaction: Transaction) {
+        self.log().transactions.push(transaction);
+    }
+
+    /// Transactions added so far, and how many of them a poll has fetched.
+    pub fn progress(&self) -> (usize, usize) {
+        let log = self.log();
+        (log.transactions.len(), log.served)
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, PosLog> {
+        // A panic while holding the lock leaves a log that is still consistent.
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+async fn pos_page(
+    State(endpoint): State<PosEndpoint>,
+    Query(query): Query<PageQuery>,
+) -> axum::response::Response {
+    let Ok(from) = query.cursor.as_deref().unwrap_or("0").parse::<usize>() else {
+        return (axum::http::StatusCode::BAD_REQUEST, "bad cursor").into_response();
+    };
+    let mut log = endpoint.log();
+    let from = from.min(log.transactions.len());
+    let to = (from + POS_PAGE).min(log.transactions.len());
+    log.served = log.served.max(to);
+    let body = encode_transactions(&log.transactions[from..to], Some(&to.to_string()));
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// Sends simulated events into an agent's live inputs as its store's devices would.
+pub struct Feed {
+    wiring: Wiring,
+    store_id: String,
+    mqtt: AsyncClient,
+    http: reqwest::Client,
+    /// The agent's HTTP server, e.g. `http://127.0.0.1:8080`.
+    agent_url: String,
+    pos: PosEndpoint,
+    doors_sent: u64,
+    transactions_sent: u64,
+    /// Messages sent over MQTT and HTTP ingest (not through the POS endpoint).
+    pushed: u64,
+}
+
+impl Feed {
+    /// `mqtt` is connected to the store's broker (its event loop polled by the caller).
+    pub fn new(
+        wiring: Wiring,
+        store_id: &str,
+        mqtt: AsyncClient,
+        agent_url: &str,
+        pos: PosEndpoint,
+    ) -> Feed {
+        crate::daemon::tls::install_crypto_provider();
+        Feed {
+            wiring,
+            store_id: store_id.to_owned(),
+            mqtt,
+            http: reqwest::Client::new(),
+            agent_url: agent_url.trim_end_matches('/').to_owned(),
+            pos,
+            doors_sent: 0,
+            transactions_sent: 0,
+            pushed: 0,
+        }
+    }
+
+    /// Messages sent so far over MQTT and HTTP ingest: each is one payload the agent counts in
+    /// its live health, accepted or rejected.
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// Sends one event. A sighting from a scanner not in the wiring is an error.
+    pub async fn send(&mut self, event: &Event) -> Result<()> {
+        match event {
+            Event::Sighting(s) => {
+                let (topic, payload) = self.scanner_message(s)?;
+                self.publish(topic, payload).await
+            }
+            Event::Door(door) => {
+                self.doors_sent += 1;
+                let payload = encode_door(door);
+                if self.doors_sent % 2 == 1 {
+                    self.publish(format!("storefront/local/door/{}", door.sensor), payload)
+                        .await
+                } else {
+                    self.post("/ingest/v1/door", payload).await
+                }
+            }
+            Event::Transaction(transaction) => {
+                self.transactions_sent += 1;
+                match self.transactions_sent % 3 {
+                    1 => {
+                        self.pos.add(transaction.clone());
+                        Ok(())
+                    }
+                    2 => {
+                        let topic = format!("storefront/local/pos/{}", self.store_id);
+                        self.publish(topic, encode_pushed_transaction(transaction))
+                            .await
+                    }
+                    _ => {
+                        self.post(
+                            "/ingest/v1/transactions",
+                            encode_pushed_transaction(transaction),
+                        )
+                        .await
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes a raw message on the store's broker (for bad-input tests, too).
+    pub async fn publish(&mut self, topic: String, payload: Vec<u8>) -> Result<()> {
+        self.mqtt
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .context("the MQTT client has stopped")?;
+        self.pushed += 1;
+        Ok(())
+    }
+
+    fn scanner_message(&self, s: &Sighting) -> Result<(String, Vec<u8>)> {
+        let mac = simulated_mac(s.device);
+        Ok(match self.wiring.format(&s.scanner) {
+            Some(ScannerFormat::Espresense) => {
+                encode_espresense(&s.scanner, &mac, s.rssi, s.tx_power)
+            }
+            Some(ScannerFormat::Theengs) => {
+                encode_theengs(&format!("gw-{}", s.scanner), &mac, s.rssi)
+            }
+            Some(ScannerFormat::MqttRoom) => {
+                encode_mqtt_room(MQTT_ROOM_PREFIX, &s.scanner, &mac, s.rssi)
+            }
+            None => bail!("scanner {:?} is not wired to a node", s.scanner),
+        })
+    }
+
+    async fn post(&mut self, path: &str, body: Vec<u8>) -> Result<()> {
+        let url = format!("{}{path}", self.agent_url);
+        let response = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        self.pushed += 1;
+        if !response.status().is_success() {
+            bail!("POST {url} answered {}", response.status());
+        }
+        Ok(())
+    }
+}
