@@ -43,6 +43,22 @@ fn by_reason(values: &std::collections::BTreeMap<String, u64>) -> Family<Labels,
     family
 }
 
+fn last_seen(health: &HealthView) -> Family<Labels, Gauge<f64, AtomicU64>> {
+    let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    for sensor in &health.sensors {
+        if let Some(t) = sensor.last_seen {
+            let labels = vec![
+                ("kind".to_owned(), sensor.kind.as_str().to_owned()),
+                ("id".to_owned(), sensor.id.clone()),
+            ];
+            family
+                .get_or_create(&labels)
+                .set(t.millis() as f64 / 1000.0);
+        }
+    }
+    family
+}
+
 /// Every metric is prefixed `storefront_`; counters get `_total`, units their suffix.
 pub fn encode_metrics(m: &MetricsView, health: &HealthView) -> anyhow::Result<String> {
     let mut registry = Registry::with_prefix("storefront");
@@ -67,22 +83,18 @@ pub fn encode_metrics(m: &MetricsView, health: &HealthView) -> anyhow::Result<St
         "Summaries waiting in the outbox",
         gauge(i64::try_from(m.outbox_depth).unwrap_or(i64::MAX)),
     );
-    if let Some(lag) = m.sync_lag_seconds {
-        registry.register_with_unit(
-            "sync_lag",
-            "Age of the oldest unacknowledged summary",
-            Unit::Seconds,
-            gauge_f64(lag),
-        );
-    }
-    if let Some(lag) = m.window_finality_lag_seconds {
-        registry.register_with_unit(
-            "window_finality_lag",
-            "Wall clock minus the start of the oldest window not final yet",
-            Unit::Seconds,
-            gauge_f64(lag),
-        );
-    }
+    registry.register_with_unit(
+        "sync_lag",
+        "How long the oldest summary HQ has not acknowledged has been over (0: none waiting)",
+        Unit::Seconds,
+        gauge_f64(m.sync_lag_seconds),
+    );
+    registry.register_with_unit(
+        "window_finality_lag",
+        "The agent's clock minus the start of the oldest window not final yet (0: none open)",
+        Unit::Seconds,
+        gauge_f64(m.window_finality_lag_seconds),
+    );
     if let Some(size) = m.sled_size_bytes {
         registry.register_with_unit(
             "sled_size",
@@ -91,6 +103,13 @@ pub fn encode_metrics(m: &MetricsView, health: &HealthView) -> anyhow::Result<St
             gauge(i64::try_from(size).unwrap_or(i64::MAX)),
         );
     }
+    registry.register_with_unit(
+        "source_last_seen_timestamp",
+        "When each scanner node, door counter, POS and BLE adapter was last heard from, by the \
+         agent's clock (Unix time); a source never heard from has no sample",
+        Unit::Seconds,
+        last_seen(health),
+    );
     registry.register(
         "sync_connected",
         "1 while connected to HQ",

@@ -60,13 +60,30 @@ pub struct LiveView {
     pub now: Timestamp,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SensorKind {
     Scanner,
     Door,
     Pos,
     BleAdapter,
+}
+
+impl SensorKind {
+    /// The name in the JSON API and the `kind` label in `/metrics`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SensorKind::Scanner => "scanner",
+            SensorKind::Door => "door",
+            SensorKind::Pos => "pos",
+            SensorKind::BleAdapter => "ble_adapter",
+        }
+    }
+}
+
+impl Serialize for SensorKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -123,10 +140,12 @@ pub struct MetricsView {
     pub windows_final_total: u64,
     /// Summaries waiting in the outbox.
     pub outbox_depth: u64,
-    /// Age of the oldest unacknowledged summary; `None` when nothing is waiting.
-    pub sync_lag_seconds: Option<f64>,
-    /// Wall clock minus the start of the oldest window that is not final yet.
-    pub window_finality_lag_seconds: Option<f64>,
+    /// How long the oldest summary HQ has not acknowledged has been over: the agent's clock
+    /// minus the end of its window or day; 0 when nothing is waiting.
+    pub sync_lag_seconds: f64,
+    /// The agent's clock minus the start of the oldest window that is not final yet; 0 when
+    /// none is open.
+    pub window_finality_lag_seconds: f64,
     /// Bytes on disk of the sled database; `None` when unknown.
     pub sled_size_bytes: Option<u64>,
 }

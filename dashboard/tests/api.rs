@@ -5,7 +5,9 @@ mod common;
 use axum::http::StatusCode;
 use common::*;
 use serde_json::Value;
-use storefront_dashboard::{LiveView, funnel_report, report, report_table};
+use storefront_dashboard::{
+    LiveView, SensorHealth, SensorKind, SensorStatus, funnel_report, report, report_table,
+};
 use storefront_protocol::Funnel;
 
 fn f64_of(v: &Value) -> Option<f64> {
@@ -510,10 +512,106 @@ async fn metrics_parse_as_prometheus_text_and_carry_the_counters() {
     assert_eq!(value("storefront_window_finality_lag_seconds", &[]), 930.0);
     assert_eq!(value("storefront_sled_size_bytes", &[]), 1_048_576.0);
     assert_eq!(value("storefront_windows_final_total", &[]), 96.0);
+    assert_eq!(value("storefront_sync_connected", &[]), 1.0);
     assert_eq!(value("storefront_ready", &[]), 1.0);
     assert!(
         text.contains("# TYPE storefront_events_rejected counter"),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_carry_when_each_source_was_last_seen_and_nothing_for_one_never_seen() {
+    const LAST_SEEN: &str = "storefront_source_last_seen_timestamp_seconds";
+    let mut source = paris_today();
+    let now = source.live.now;
+    // Every kind heard from (the POS too), and one scanner node never heard from.
+    source.health.sensors[4].last_seen = Some(now.plus_secs(-90));
+    source.health.sensors.push(SensorHealth {
+        kind: SensorKind::Scanner,
+        id: "scanner-new".into(),
+        last_seen: None,
+        status: SensorStatus::Offline,
+    });
+    let sensors = source.health.sensors.clone();
+    let (app, _) = app(source, None);
+    let (status, text) = get(&app, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let samples = parse_exposition(&text);
+    assert!(
+        text.contains(&format!("# TYPE {LAST_SEEN} gauge")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("# UNIT {LAST_SEEN} seconds")),
+        "{text}"
+    );
+    for sensor in &sensors {
+        let of_sensor: Vec<f64> = samples
+            .iter()
+            .filter(|(name, labels, _)| {
+                name == LAST_SEEN
+                    && labels.len() == 2
+                    && labels.contains(&("kind".to_owned(), sensor.kind.as_str().to_owned()))
+                    && labels.contains(&("id".to_owned(), sensor.id.clone()))
+            })
+            .map(|(_, _, value)| *value)
+            .collect();
+        let expected: Vec<f64> = sensor
+            .last_seen
+            .map(|t| t.millis() as f64 / 1000.0)
+            .into_iter()
+            .collect();
+        assert_eq!(
+            of_sensor, expected,
+            "{:?} {}:\n{text}",
+            sensor.kind, sensor.id
+        );
+    }
+    let kinds = [
+        SensorKind::Scanner,
+        SensorKind::Door,
+        SensorKind::Pos,
+        SensorKind::BleAdapter,
+    ];
+    assert!(kinds.iter().all(|k| {
+        sensors
+            .iter()
+            .any(|s| s.kind == *k && s.last_seen.is_some())
+    }));
+    assert_eq!(
+        samples
+            .iter()
+            .filter(|(name, _, _)| name == LAST_SEEN)
+            .count(),
+        5,
+        "one sample per source heard from"
+    );
+}
+
+#[tokio::test]
+async fn the_lag_gauges_read_0_when_nothing_waits_rather_than_vanishing() {
+    let mut source = paris_today();
+    source.metrics.sync_lag_seconds = 0.0;
+    source.metrics.window_finality_lag_seconds = 0.0;
+    source.metrics.sled_size_bytes = None;
+    let (app, _) = app(source, None);
+    let (_, text) = get(&app, "/metrics").await;
+    let samples = parse_exposition(&text);
+    for name in [
+        "storefront_sync_lag_seconds",
+        "storefront_window_finality_lag_seconds",
+    ] {
+        let values: Vec<f64> = samples
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, _, v)| *v)
+            .collect();
+        assert_eq!(values, [0.0], "{name}:\n{text}");
+    }
+    assert!(
+        !text.contains("storefront_sled_size_bytes"),
+        "an unknown size is left out:\n{text}"
     );
 }
 

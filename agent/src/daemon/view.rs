@@ -11,7 +11,7 @@ use storefront_dashboard::{
     StoreView, SyncView,
 };
 use storefront_engine::{Engine, IngestStats, ZoneKind};
-use storefront_protocol::{DailySummary, Timestamp, WindowSummary};
+use storefront_protocol::{DailySummary, SummaryPayload, Timestamp, WindowSummary};
 use storefront_storage::Store;
 use tokio::sync::watch;
 
@@ -65,12 +65,46 @@ pub struct AgentView {
 }
 
 impl AgentView {
-    fn today_windows(&self, now: Timestamp) -> Vec<WindowSummary> {
-        let view = self.engine.borrow().clone();
-        let calendar = storefront_engine::Calendar::new(
+    /// The agent's own Bluetooth adapters when running live, with their last sighting: those
+    /// the config names, and any other heard from (`adapters = []` scans with all of them).
+    fn ble_adapters(
+        &self,
+        live: Option<&crate::live::LiveHealthSnapshot>,
+    ) -> BTreeMap<String, Option<Timestamp>> {
+        let ble = &self.config.sources.ble;
+        let Some(live) = live.filter(|_| ble.enabled) else {
+            return BTreeMap::new();
+        };
+        let mut adapters: BTreeMap<String, Option<Timestamp>> =
+            ble.adapters.iter().map(|a| (a.clone(), None)).collect();
+        for (id, seen) in &live.ble_adapters {
+            adapters.insert(id.clone(), seen.last_seen_ms.map(Timestamp));
+        }
+        adapters
+    }
+
+    /// Where the oldest summary waiting for HQ's ack ends: its window's end, or its day's.
+    fn oldest_unacked_end(&self) -> Option<Timestamp> {
+        let message = self.store.outbox(None, 1).ok()?.into_iter().next()?;
+        Some(match message.payload {
+            SummaryPayload::Window(w) => w.window_start.plus_secs(i64::from(w.window_seconds)),
+            SummaryPayload::Daily(d) => {
+                let date: NaiveDate = d.local_date.parse().ok()?;
+                self.calendar().day_start(date.succ_opt()?)
+            }
+        })
+    }
+
+    fn calendar(&self) -> storefront_engine::Calendar {
+        storefront_engine::Calendar::new(
             self.config.store.timezone,
             self.config.metrics.window_seconds,
-        );
+        )
+    }
+
+    fn today_windows(&self, now: Timestamp) -> Vec<WindowSummary> {
+        let view = self.engine.borrow().clone();
+        let calendar = self.calendar();
         let today = calendar.local_date(now);
         let start = calendar.day_start(today);
         let mut windows = self
@@ -158,11 +192,14 @@ impl DashboardSource for AgentView {
                 zone.is_some_and(|zone| l.degraded_zones.iter().any(|d| d == zone))
             })
         };
+        let adapters = self.ble_adapters(live.as_ref());
         let mut sensors: Vec<SensorHealth> = self
             .config
             .zones
             .iter()
             .flat_map(|z| z.scanners.iter())
+            // An adapter's sightings carry its name as the scanner id: listed once, below.
+            .filter(|id| !adapters.contains_key(*id))
             .map(|id| (SensorKind::Scanner, id))
             .chain(
                 self.config
@@ -186,6 +223,12 @@ impl DashboardSource for AgentView {
                 }
             })
             .collect();
+        sensors.extend(adapters.into_iter().map(|(id, last_seen)| SensorHealth {
+            kind: SensorKind::BleAdapter,
+            id,
+            last_seen,
+            status: status(last_seen),
+        }));
         if self.config.sources.pos.is_some() {
             let last_seen = view.last_seen.get("pos").copied();
             sensors.push(SensorHealth {
@@ -227,22 +270,150 @@ impl DashboardSource for AgentView {
                 dropped.insert("core_stopped".to_owned(), live.undelivered);
             }
         }
-        let oldest_unacked = self
-            .store
-            .outbox(None, 1)
-            .ok()
-            .and_then(|m| m.first().map(|m| m.key.window_start));
         let oldest_open = view.provisional.iter().map(|w| w.window_start).min();
-        let age = |t: Option<Timestamp>| t.map(|t| view.now.millis_since(t).max(0) as f64 / 1000.0);
+        let age = |t: Option<Timestamp>| {
+            t.map_or(0.0, |t| view.now.millis_since(t).max(0) as f64 / 1000.0)
+        };
         MetricsView {
             events_in_total: view.stats.accepted + view.stats.rejected_total(),
             events_rejected_total: rejected,
             events_dropped_total: dropped,
             windows_final_total: view.windows_final_total,
             outbox_depth: self.store.outbox_len(),
-            sync_lag_seconds: age(oldest_unacked),
+            sync_lag_seconds: age(self.oldest_unacked_end()),
             window_finality_lag_seconds: age(oldest_open),
             sled_size_bytes: Some(self.store.size_on_disk()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use storefront_protocol::{Funnel, SUMMARY_SCHEMA_VERSION};
+    use storefront_storage::Checkpoint;
+
+    use super::*;
+    use crate::live::LiveHealth;
+
+    /// 2026-11-18 12:00 in Paris.
+    const NOON: Timestamp = Timestamp(1_794_999_600_000);
+
+    /// The boutique, its fitting-room scanner being the gateway's own adapter `hci0`, and a
+    /// second adapter `hci1` named in the config.
+    fn agent_view(dir: &Path, live: Option<Arc<LiveHealth>>) -> AgentView {
+        let text = include_str!("../../../config/examples/boutique.toml")
+            .replace("scanners = [\"fitting-1\"]", "scanners = [\"hci0\"]")
+            .replace(
+                "[sources.ble]\nenabled = true",
+                "[sources.ble]\nenabled = true\nadapters = [\"hci0\", \"hci1\"]",
+            );
+        let config = StoreConfig::parse(&text, &dir.join("store.toml")).unwrap();
+        let store = Arc::new(super::super::open_store(&config).unwrap());
+        let engine = EngineView {
+            now: NOON,
+            last_seen: BTreeMap::from([
+                ("entrance-1".to_owned(), NOON.plus_secs(-30)),
+                ("hci0".to_owned(), NOON.plus_secs(-20)),
+            ]),
+            ready: true,
+            ..EngineView::default()
+        };
+        AgentView {
+            config,
+            store,
+            engine: watch::channel(Arc::new(engine)).1,
+            sync: watch::channel(SyncStatus::default()).1,
+            live,
+        }
+    }
+
+    fn sensor(health: &HealthView, kind: SensorKind, id: &str) -> Option<SensorHealth> {
+        health
+            .sensors
+            .iter()
+            .find(|s| s.kind == kind && s.id == id)
+            .cloned()
+    }
+
+    #[test]
+    fn running_live_the_adapters_named_or_heard_are_listed_once_with_their_last_sighting() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = Arc::new(LiveHealth::default());
+        live.ble_seen("hci0", NOON.plus_secs(-10).millis());
+        live.ble_seen("hci2", NOON.plus_secs(-600).millis());
+        let health = agent_view(dir.path(), Some(live)).health();
+
+        let adapter = |id| sensor(&health, SensorKind::BleAdapter, id);
+        let hci0 = adapter("hci0").expect("hci0 listed");
+        assert_eq!(hci0.last_seen, Some(NOON.plus_secs(-10)));
+        assert_eq!(hci0.status, SensorStatus::Ok);
+        let hci1 = adapter("hci1").expect("a named adapter never heard from is listed");
+        assert_eq!((hci1.last_seen, hci1.status), (None, SensorStatus::Offline));
+        let hci2 = adapter("hci2").expect("an adapter heard from is listed");
+        assert_eq!(hci2.status, SensorStatus::Stale);
+        assert_eq!(
+            sensor(&health, SensorKind::Scanner, "hci0"),
+            None,
+            "the adapter is not listed again as a scanner"
+        );
+        let entrance = sensor(&health, SensorKind::Scanner, "entrance-1").unwrap();
+        assert_eq!(entrance.last_seen, Some(NOON.plus_secs(-30)));
+    }
+
+    #[test]
+    fn replaying_there_are_no_adapters_and_their_scanner_ids_are_scanners() {
+        let dir = tempfile::tempdir().unwrap();
+        let health = agent_view(dir.path(), None).health();
+        assert!(
+            health
+                .sensors
+                .iter()
+                .all(|s| s.kind != SensorKind::BleAdapter),
+            "{health:?}"
+        );
+        let hci0 = sensor(&health, SensorKind::Scanner, "hci0").unwrap();
+        assert_eq!(hci0.last_seen, Some(NOON.plus_secs(-20)));
+    }
+
+    #[test]
+    fn sync_lag_runs_from_the_end_of_the_oldest_unacked_window_or_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let view = agent_view(dir.path(), None);
+        assert_eq!(view.metrics().sync_lag_seconds, 0.0, "nothing waiting");
+        assert_eq!(view.metrics().window_finality_lag_seconds, 0.0, "none open");
+
+        let store_id = view.config.store.id.clone();
+        let yesterday_start = Timestamp(1_794_870_000_000); // 2026-11-17 00:00 in Paris
+        let day = DailySummary::new(&store_id, "2026-11-17", yesterday_start);
+        let window = WindowSummary {
+            schema: SUMMARY_SCHEMA_VERSION,
+            store_id,
+            window_start: NOON.plus_secs(-3600),
+            window_seconds: 900,
+            local_date: "2026-11-18".into(),
+            local_hour: 11,
+            hour_start: NOON.plus_secs(-3600),
+            funnel: Funnel::default(),
+        };
+        let checkpoint = Checkpoint {
+            engine: (),
+            source_cursor: None,
+        };
+        let stored = view
+            .store
+            .commit(
+                &[SummaryPayload::Daily(day), SummaryPayload::Window(window)],
+                &checkpoint,
+            )
+            .unwrap();
+        // The day ended at midnight, twelve hours ago.
+        assert_eq!(view.metrics().sync_lag_seconds, 12.0 * 3600.0);
+        view.store.ack(&[stored[0].seq]).unwrap();
+        // The window 11:00-11:15 ended 45 minutes ago.
+        assert_eq!(view.metrics().sync_lag_seconds, 45.0 * 60.0);
+        view.store.ack(&[stored[1].seq]).unwrap();
+        assert_eq!(view.metrics().sync_lag_seconds, 0.0);
     }
 }
