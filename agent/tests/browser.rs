@@ -1,10 +1,12 @@
-//! The store manager's view of a real run: the agent replays a simulated boutique day, and
-//! headless Chromium renders its dashboard; every figure on the page must equal the agent's
-//! JSON API, which must equal the day the agent stored. Screenshot:
+//! The store manager's view of a run, as a newcomer sees it during `agent demo`: the agent takes
+//! in a simulated boutique day at the demo's speed while headless Chromium keeps its dashboard
+//! open; the page must fill in by itself (no reload), and once the day is final every figure on
+//! it must equal the agent's JSON API, which must equal the day the agent stored. Screenshot:
 //! `$CARGO_TARGET_TMPDIR/agent-dashboard.png`.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -14,7 +16,7 @@ use storefront_agent::daemon::source::Source;
 use storefront_agent::daemon::{self, BrokerAddress, Run, TimeMode};
 use storefront_broker::TestBroker;
 use storefront_config::StoreConfig;
-use storefront_dashboard::testing::{chromium, chromium_available, figures, lookup, same};
+use storefront_dashboard::testing::{Page, chromium, chromium_available, figures, shown_value};
 use storefront_simulator::{Profile, ProfileName, SimulationSpec, Simulator, TruthParams};
 use tokio::sync::watch;
 
@@ -58,8 +60,11 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// `agent demo`'s speed: a day in 30 s.
+const DEMO_SPEED: f64 = 2880.0;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_of_a_simulated_day_shows_what_the_api_and_the_store_hold() {
+async fn during_a_demo_day_the_open_dashboard_fills_in_and_ends_as_the_api_and_the_store() {
     if !chromium_available() {
         return;
     }
@@ -85,7 +90,7 @@ async fn the_dashboard_of_a_simulated_day_shows_what_the_api_and_the_store_hold(
     let run = Run {
         source: Source::Memory {
             events,
-            speed: None,
+            speed: Some(DEMO_SPEED),
         },
         time: TimeMode::Event,
         broker: BrokerAddress {
@@ -100,20 +105,32 @@ async fn the_dashboard_of_a_simulated_day_shows_what_the_api_and_the_store_hold(
         http_token: None,
     };
     let agent = tokio::spawn(daemon::run(config, run, shutdown_rx, status_tx));
-
     let base = format!("http://{http}");
-    let funnel_url = format!("{base}/api/v1/funnel?date={date}");
-    let mut report = Value::Null;
     for _ in 0..300 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Ok(Ok(stream)) =
-            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(http)).await
-        {
-            drop(stream);
-            report = get(&funnel_url).await;
-            if report["provisional"] == json!(false) {
-                break;
-            }
+        if tokio::net::TcpStream::connect(http).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The page as the README says to open it, while the day plays.
+    let mut page = Page::open(&format!("{base}/"), 390, 1200).await;
+    let mut marked = false;
+    let mut entries_shown = BTreeSet::new();
+    let mut report = Value::Null;
+    for _ in 0..600 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let shown = figures(&page.dom().await);
+        if !shown.is_empty() && !marked {
+            page.mark_document().await;
+            marked = true;
+        }
+        if let Some(entries) = shown_value(&shown, "report.funnel.entries") {
+            entries_shown.insert(entries.as_u64().unwrap());
+        }
+        report = get(&format!("{base}/api/v1/funnel")).await;
+        if report["from"] == json!(date) && report["provisional"] == json!(false) {
+            break;
         }
     }
     assert_eq!(
@@ -125,27 +142,28 @@ async fn the_dashboard_of_a_simulated_day_shows_what_the_api_and_the_store_hold(
         report["funnel"]["entries"].as_u64().unwrap() > 20,
         "{report}"
     );
+    entries_shown.remove(&0);
+    assert!(
+        entries_shown.len() >= 3,
+        "the open page showed the day filling in, entries {entries_shown:?}"
+    );
 
+    // The day is over: within a refresh or two the page shows exactly what the API has.
     let truth = json!({
         "report": report,
         "live": get(&format!("{base}/api/v1/live")).await,
         "health": get(&format!("{base}/api/v1/health")).await,
     });
-    let dom = chromium(
-        &format!("{base}/?date={date}"),
-        &["--dump-dom".into(), "--window-size=390,1200".into()],
-    )
-    .await;
-    let shown = figures(&dom);
-    assert!(shown.len() > 20, "the page shows the day's figures:\n{dom}");
-    for (name, value) in &shown {
-        let expected = lookup(&truth, name)
-            .unwrap_or_else(|| panic!("the page shows {name}, which the API does not have"));
-        assert!(
-            same(value, expected),
-            "{name}: page {value}, API {expected}"
-        );
-    }
+    page.wait_for(&truth, 20, Duration::from_secs(15)).await;
+    assert!(page.same_document().await, "the page was never reloaded");
+    assert_eq!(
+        page.evaluate("document.body.getAttribute('data-refresh')")
+            .await,
+        Ok(json!("2")),
+        "a day played faster than real time is refreshed every 2 s"
+    );
+    page.close().await;
+
     let screenshot =
         std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("agent-dashboard.png");
     chromium(

@@ -9,8 +9,8 @@ use serde::{Serialize, Serializer};
 use storefront_protocol::{DailySummary, Timestamp, WindowSummary};
 
 /// The agent's data, as the dashboard needs it. Every call must be cheap enough for a page
-/// refresh (the page polls every 30 s); `days` and `windows` may read the store and are called
-/// off the async runtime (`spawn_blocking`).
+/// refresh (the page polls every 30 s, every 2 s during a replay or the demo); `days` and
+/// `windows` may read the store and are called off the async runtime (`spawn_blocking`).
 pub trait DashboardSource: Send + Sync + 'static {
     /// Who and where the store is.
     fn store(&self) -> StoreView;

@@ -2,18 +2,45 @@
 //! at phone width, and every figure it shows (`data-figure` / `data-value`) must equal the JSON
 //! API's. A screenshot is left in `$CARGO_TARGET_TMPDIR/dashboard.png` for a person to look at.
 //!
-//! Without `/usr/bin/chromium` the test fails under `CI=true` and is skipped (loudly) elsewhere.
+//! A second test keeps the page open (on the real clock, over the DevTools protocol) while the
+//! day fills in, and checks that it takes the new figures in by itself.
+//!
+//! Without `/usr/bin/chromium` the tests fail under `CI=true` and are skipped (loudly)
+//! elsewhere.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use chrono::TimeZone;
 use common::*;
 use serde_json::{Value, json};
 use storefront_dashboard::testing::*;
+use storefront_engine::Calendar;
+use storefront_protocol::Timestamp;
 
 const TOKEN: &str = "s3cret-token";
+
+/// Serves `app` on a free loopback port.
+async fn serve(app: &axum::Router) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, app.clone()).into_future());
+    (address, server)
+}
+
+/// What the page shows, from the API: today's report, live and health (`query` carries the
+/// token, if any).
+async fn api_truth(app: &axum::Router, query: &str) -> Value {
+    json!({
+        "report": get_json(app, &format!("/api/v1/funnel{query}")).await,
+        "live": get_json(app, &format!("/api/v1/live{query}")).await,
+        "health": get_json(app, &format!("/api/v1/health{query}")).await,
+    })
+}
 
 fn artifacts_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -27,20 +54,8 @@ async fn the_page_at_phone_width_shows_the_same_figures_as_the_api() {
         return;
     }
     let (app, _) = common::app(paris_today(), Some(TOKEN));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = tokio::spawn(axum::serve(listener, app.clone()).into_future());
-
-    let api = |path: &str| {
-        let app = app.clone();
-        let uri = format!("{path}?token={TOKEN}");
-        async move { get_json(&app, &uri).await }
-    };
-    let truth = json!({
-        "report": api("/api/v1/funnel").await,
-        "live": api("/api/v1/live").await,
-        "health": api("/api/v1/health").await,
-    });
+    let (address, server) = serve(&app).await;
+    let truth = api_truth(&app, &format!("?token={TOKEN}")).await;
 
     let url = format!("http://{address}/?token={TOKEN}");
     let dom = chromium(
@@ -57,17 +72,16 @@ async fn the_page_at_phone_width_shows_the_same_figures_as_the_api() {
         "no error shown"
     );
 
+    // The store's clock is a year off this machine's: the page refreshes as for a replay.
+    assert_eq!(first_attribute(&dom, "data-refresh").as_deref(), Some("2"));
+
     let shown = figures(&dom);
-    let mut names = BTreeSet::new();
-    for (name, value) in &shown {
-        let expected = lookup(&truth, name)
-            .unwrap_or_else(|| panic!("the page shows {name}, which the API does not have"));
-        assert!(
-            same(value, expected),
-            "{name}: page {value}, API {expected}"
-        );
-        names.insert(name.as_str());
-    }
+    let wrong = differences(&shown, &truth);
+    assert!(
+        wrong.is_empty(),
+        "the page differs from the API: {wrong:#?}"
+    );
+    let names: BTreeSet<&str> = shown.iter().map(|(name, _)| name.as_str()).collect();
     let hours = truth["report"]["traffic_by_hour"].as_array().unwrap().len();
     assert_eq!(hours, 25, "today is the 25-hour day");
     let mut required = vec![
@@ -120,12 +134,8 @@ async fn the_page_at_phone_width_shows_the_same_figures_as_the_api() {
         &["--dump-dom".into(), "--window-size=390,1200".into()],
     )
     .await;
-    let shown = figures(&dom);
-    let entries = shown
-        .iter()
-        .find(|(n, _)| n == "report.funnel.entries")
-        .expect("entries shown");
-    assert!(same(&entries.1, &past["report"]["funnel"]["entries"]));
+    let entries = shown_value(&figures(&dom), "report.funnel.entries").expect("entries shown");
+    assert!(same(&entries, &past["report"]["funnel"]["entries"]));
     assert!(dom.contains("value=\"2026-10-20\"") || dom.contains("2026-10-20"));
 
     // Screenshots: the phone viewport, and the whole page for a person to read.
@@ -160,4 +170,51 @@ async fn the_page_at_phone_width_shows_the_same_figures_as_the_api() {
 
 async fn api_date(app: &axum::Router, date: &str) -> Value {
     get_json(app, &format!("/api/v1/funnel?date={date}&token={TOKEN}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_page_takes_in_each_hour_of_the_day_as_it_comes_in_without_a_reload() {
+    if !chromium_available() {
+        return;
+    }
+    // A store on the wall clock, final up to 10:00 today; the test adds the later hours.
+    let tz = chrono_tz::Europe::Paris;
+    let now = Timestamp(chrono::Utc::now().timestamp_millis());
+    let today = Calendar::new(tz, 900).local_date(now);
+    let ten = tz
+        .from_local_datetime(&today.and_hms_opt(10, 0, 0).unwrap())
+        .earliest()
+        .unwrap();
+    let (source, later) = paris_at(now, Timestamp(ten.timestamp_millis()));
+    let (app, source) = common::app(source, None);
+    let (address, server) = serve(&app).await;
+
+    // On a live store's clock the page refreshes every 30 s by default.
+    let dom = chromium(&format!("http://{address}/"), &["--dump-dom".into()]).await;
+    assert_eq!(first_attribute(&dom, "data-refresh").as_deref(), Some("30"));
+
+    let mut page = Page::open(&format!("http://{address}/?refresh=1"), 390, 1200).await;
+    let limit = Duration::from_secs(10);
+    let shown = page.wait_for(&api_truth(&app, "").await, 40, limit).await;
+    page.mark_document().await;
+    let mut entries = vec![shown_value(&shown, "report.funnel.entries").unwrap()];
+    for hour in later.chunks(4).take(3) {
+        source.arriving.lock().unwrap().extend_from_slice(hour);
+        // Within a few refreshes the page shows the new hour, every figure as the API has it.
+        let shown = page.wait_for(&api_truth(&app, "").await, 40, limit).await;
+        entries.push(shown_value(&shown, "report.funnel.entries").unwrap());
+    }
+    let counts: Vec<u64> = entries.iter().map(|e| e.as_u64().unwrap()).collect();
+    assert!(
+        counts.windows(2).all(|w| w[0] < w[1]),
+        "entries grew with each hour: {counts:?}"
+    );
+    assert!(page.same_document().await, "the page was never reloaded");
+    assert_eq!(
+        page.evaluate("document.body.getAttribute('data-refresh')")
+            .await,
+        Ok(json!("1"))
+    );
+    page.close().await;
+    server.abort();
 }

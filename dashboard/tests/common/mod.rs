@@ -30,6 +30,9 @@ pub struct FakeSource {
     pub days: Vec<DailySummary>,
     pub windows: Vec<WindowSummary>,
     pub provisional: Vec<WindowSummary>,
+    /// Windows that come in while a page is open (the day filling in), provisional after
+    /// `provisional`.
+    pub arriving: Mutex<Vec<WindowSummary>>,
     pub live: LiveView,
     pub health: HealthView,
     pub metrics: MetricsView,
@@ -62,7 +65,9 @@ impl DashboardSource for FakeSource {
             .collect())
     }
     fn provisional(&self) -> Vec<WindowSummary> {
-        self.provisional.clone()
+        let mut windows = self.provisional.clone();
+        windows.extend(self.arriving.lock().unwrap().iter().cloned());
+        windows
     }
     fn live(&self) -> LiveView {
         self.live.clone()
@@ -272,12 +277,11 @@ pub fn metrics() -> MetricsView {
     }
 }
 
-/// A Paris store on Sunday 2026-10-25 (a 25-hour day) at 15:10 local time: final windows up to
-/// 14:00, provisional ones after, the whole previous week as final days.
-pub fn paris_today() -> FakeSource {
+/// A Paris store at `now`: 17 devices in store, healthy sensors, the whole previous week as
+/// final days, and today's windows before `cut` final. Returns the rest of today's windows.
+pub fn paris_at(now: Timestamp, cut: Timestamp) -> (FakeSource, Vec<WindowSummary>) {
     let tz = chrono_tz::Europe::Paris;
-    let now = utc("2026-10-25T14:10:00Z");
-    let today = date("2026-10-25");
+    let today = Calendar::new(tz, 900).local_date(now);
     let mut source = FakeSource {
         store: Some(store(tz, true)),
         live: LiveView {
@@ -295,14 +299,19 @@ pub fn paris_today() -> FakeSource {
         let windows = day_windows(tz, day, 1000 + back, true);
         source.days.push(daily(tz, day, &windows));
     }
-    let cut = utc("2026-10-25T13:00:00Z"); // 14:00 CET
-    for w in day_windows(tz, today, 7, true) {
-        if w.window_start < cut {
-            source.windows.push(w);
-        } else if w.window_start <= now {
-            source.provisional.push(w);
-        }
-    }
+    let (finals, rest) = day_windows(tz, today, 7, true)
+        .into_iter()
+        .partition(|w| w.window_start < cut);
+    source.windows = finals;
+    (source, rest)
+}
+
+/// A Paris store on Sunday 2026-10-25 (a 25-hour day) at 15:10 local time: final windows up to
+/// 14:00, provisional ones after, the whole previous week as final days.
+pub fn paris_today() -> FakeSource {
+    let now = utc("2026-10-25T14:10:00Z");
+    let (mut source, rest) = paris_at(now, utc("2026-10-25T13:00:00Z")); // 14:00 CET
+    source.provisional = rest.into_iter().filter(|w| w.window_start <= now).collect();
     source
 }
 
