@@ -276,3 +276,123 @@ impl Feed {
         Ok(())
     }
 }
+
+/// `agent feed`: today's simulated traffic for the store of `--config`, sent live (in real
+/// time) into a running agent's inputs, as that store's scanner nodes, door counter and POS
+/// would send it.
+#[derive(clap::Args)]
+pub struct FeedArgs {
+    /// The store's agent config: its zones' scanners are the simulated nodes.
+    #[arg(long)]
+    pub config: std::path::PathBuf,
+    /// Store profile to simulate: boutique, mall or street (match the config's layout).
+    #[arg(long, value_parser = crate::parse_profile, default_value = "boutique")]
+    pub profile: storefront_simulator::ProfileName,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The store's broker, where the agent reads scanner nodes, door counters and POS pushes.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    pub local_broker: String,
+    /// The agent's HTTP server (ingest routes); default: the config's dashboard.bind.
+    #[arg(long)]
+    pub agent_url: Option<String>,
+    /// Serve the simulated POS endpoint here (the agent polls it).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub pos_listen: std::net::SocketAddr,
+    /// Print the `[sources]` config the agent needs to read this feed, and exit.
+    #[arg(long)]
+    pub print_sources: bool,
+}
+
+pub async fn run(args: FeedArgs) -> Result<()> {
+    let config = storefront_config::StoreConfig::load(&args.config)?;
+    let wiring = Wiring::new(
+        config
+            .zones
+            .iter()
+            .flat_map(|z| z.scanners.clone())
+            .collect(),
+    );
+    let pos_url = format!("http://{}/transactions", args.pos_listen);
+    if args.print_sources {
+        print!("{}", wiring.sources_toml(&pos_url));
+        return Ok(());
+    }
+    let agent_url = match (&args.agent_url, config.dashboard.bind) {
+        (Some(url), _) => url.clone(),
+        (None, Some(bind)) => format!("http://{bind}"),
+        (None, None) => bail!(
+            "the config has no dashboard.bind, so the agent's ingest routes are off; fix: pass --agent-url"
+        ),
+    };
+    let now = chrono::Utc::now();
+    let today = now.with_timezone(&config.store.timezone).date_naive();
+    let day = storefront_simulator::Simulator::new(storefront_simulator::SimulationSpec {
+        profile: storefront_simulator::Profile::named(args.profile),
+        seed: args.seed,
+        days: 1,
+        start_date: today,
+        mac_rotation: false,
+        truth: storefront_simulator::TruthParams::default(),
+    })
+    .next_day()
+    .context("the simulator produced no day")?;
+
+    let pos = PosEndpoint::default();
+    let listener = tokio::net::TcpListener::bind(args.pos_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot serve the POS endpoint on {}; fix: pass --pos-listen",
+                args.pos_listen
+            )
+        })?;
+    let router = pos.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let broker = crate::broker_address(&args.local_broker)?;
+    let mut options = rumqttc::MqttOptions::new(
+        format!("storefront-feed-{}", config.store.id),
+        broker.host,
+        broker.port,
+    );
+    options.set_inflight(1000);
+    let (client, mut eventloop) = AsyncClient::new(options, 10_000);
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = eventloop.poll().await {
+                tracing::warn!(%error, "Local broker unreachable; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    });
+    let mut feed = Feed::new(wiring, &config.store.id, client, &agent_url, pos);
+    let from = now.timestamp_millis();
+    let events: Vec<&Event> = day
+        .events
+        .iter()
+        .filter(|e| e.time().millis() >= from)
+        .collect();
+    tracing::info!(
+        date = %today,
+        events = events.len(),
+        pos = %pos_url,
+        agent = %agent_url,
+        "Feeding the rest of today's simulated traffic in real time (Ctrl-C stops)"
+    );
+    let mut last_report = std::time::Instant::now();
+    for (sent, event) in events.iter().enumerate() {
+        let wait = event.time().millis() - chrono::Utc::now().timestamp_millis();
+        if wait > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+        }
+        if let Err(error) = feed.send(event).await {
+            tracing::warn!(error = %format!("{error:#}"), "Not delivered");
+        }
+        if last_report.elapsed() >= std::time::Duration::from_secs(60) {
+            last_report = std::time::Instant::now();
+            tracing::info!(sent = sent + 1, of = events.len(), "Feeding");
+        }
+    }
+    tracing::info!("The simulated day is over");
+    Ok(())
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use storefront_agent::{broker_address, daemon, demo, replay, simulate};
+use storefront_agent::{broker_address, daemon, demo, feed, replay, simulate};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +27,9 @@ struct Cli {
 enum Command {
     /// Generate a synthetic store's events and its ground truth.
     Simulate(simulate::SimulateArgs),
+    /// Send today's simulated traffic, live, into a running agent's inputs (scanner nodes,
+    /// door counter and POS over MQTT and HTTP), as the store's devices would.
+    Feed(feed::FeedArgs),
     /// Run the engine over an events file: window and daily summaries, and a funnel table.
     Replay(replay::ReplayArgs),
     /// Run the agent: sources → engine → sled → outbox → MQTT to HQ.
@@ -271,6 +274,7 @@ fn run(command: Command) -> Result<()> {
         Command::Report(args) => report(args),
         Command::Demo(args) => runtime()?.block_on(demo::run(args)),
         Command::Simulate(args) => simulate::run(args),
+        Command::Feed(args) => runtime()?.block_on(feed::run(args)),
         Command::Replay(args) => replay::run(args),
         Command::GenerateConfig { out } => {
             let text = storefront_config::generate_config_template();
