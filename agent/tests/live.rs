@@ -1,7 +1,8 @@
 //! The live sources end to end: simulator traffic in ESPresense and Theengs formats through a
 //! real mosquitto, door records over MQTT and HTTP, a real HTTP POS endpoint polled page by
 //! page, bad input counted by reason, a million random and mutated payloads, the pseudonym key
-//! across restarts and rotations, and the scanner-node ingest rate.
+//! across restarts and rotations. (The scanner-node ingest rate is a benchmark:
+//! `agent/benches/ingest.rs`.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -896,65 +897,4 @@ fn the_pseudonym_key_survives_a_restart_within_its_period_and_is_replaced_after(
 fn a_day_before(start: NaiveDate, days: u64) -> DateTime<Utc> {
     let last = start.checked_add_days(chrono::Days::new(days - 1)).unwrap();
     DateTime::<Utc>::from_naive_utc_and_offset(last.and_hms_opt(11, 0, 0).unwrap(), Utc)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scanner_node_ingest_rate_through_mosquitto() {
-    let broker = TestBroker::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let scanners: Vec<String> = vec!["storefront-1".into(), "entrance-1".into()];
-    let config = config(dir.path(), scanner_sources(&scanners));
-    let harness = start(&config, Some(broker.port()));
-    let client = publisher(broker.port(), "rate").await;
-    harness.wait_subscribed(&client).await;
-    const N: usize = 200_000;
-    let messages: Vec<(String, Vec<u8>)> = (0..N)
-        .map(|i| {
-            let mac = format!("c0:00:00:00:{:02x}:{:02x}", (i / 256) % 256, i % 256);
-            encode_espresense(&scanners[i % 2], &mac, -60 - (i % 30) as i16, Some(-59))
-        })
-        .collect();
-    let base = sightings(&harness.events()).len();
-    let started = Instant::now();
-    for (topic, payload) in messages {
-        client
-            .publish(topic, QoS::AtMostOnce, false, payload)
-            .await
-            .unwrap();
-    }
-    let published = started.elapsed();
-    // Wait until nothing more arrives for a second (QoS 0 may be shed by the broker).
-    let mut last = 0;
-    let mut last_change = Instant::now();
-    loop {
-        let n = harness.health.snapshot().inputs["scanner_mqtt"].accepted as usize;
-        if n >= N {
-            break;
-        }
-        if n != last {
-            last = n;
-            last_change = Instant::now();
-        } else if last_change.elapsed() > Duration::from_secs(2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let received = harness.health.snapshot().inputs["scanner_mqtt"].accepted as usize;
-    let elapsed = if received >= N {
-        started.elapsed()
-    } else {
-        last_change.duration_since(started)
-    };
-    let in_channel = sightings(&harness.events()).len() - base;
-    println!(
-        "scanner-node ingest through mosquitto: {received}/{N} messages in {:.2} s = {:.0} messages/s into the channel ({in_channel} sightings; publishing took {:.2} s)",
-        elapsed.as_secs_f64(),
-        received as f64 / elapsed.as_secs_f64(),
-        published.as_secs_f64()
-    );
-    assert!(
-        received as f64 >= N as f64 * 0.95,
-        "{received} of {N} arrived"
-    );
-    harness.stop().await;
 }
