@@ -4,6 +4,8 @@
 //! across restarts and rotations. (The scanner-node ingest rate is a benchmark:
 //! `agent/benches/ingest.rs`.)
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,9 +14,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::{AsyncClient, QoS};
 use storefront_agent::daemon::BrokerAddress;
 use storefront_agent::daemon::source::SourceMessage;
+use storefront_agent::feed::simulated_mac;
 use storefront_agent::live::keys::{KEY_FILE, PseudonymKeys};
 use storefront_agent::live::scanners::pseudonym;
 use storefront_agent::live::{Input, LiveHealth, LiveSources, MqttInputs};
@@ -25,7 +28,7 @@ use storefront_inputs::encode::{
     encode_door, encode_espresense, encode_pushed_transaction, encode_theengs, encode_transactions,
 };
 use storefront_protocol::privacy::Pseudonymizer;
-use storefront_protocol::{DeviceId, DoorEvent, Event, Sighting, Transaction};
+use storefront_protocol::{DoorEvent, Event, Sighting, Transaction};
 use storefront_simulator::{Profile, ProfileName, SimulationSpec, Simulator, TruthParams};
 use tokio::sync::{mpsc, watch};
 
@@ -89,23 +92,9 @@ fn simulated_day(seed: u64) -> Vec<Event> {
     simulator.next_day().unwrap().events
 }
 
-/// The raw identity a simulated device stands for: a MAC made of its id's low 6 bytes.
-fn raw_mac(device: DeviceId) -> String {
-    let b = device.0.to_be_bytes();
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[2] | 0x40,
-        b[3],
-        b[4],
-        b[5],
-        b[6],
-        b[7]
-    )
-}
-
 /// One simulated sighting as its node would publish it; the raw identity it carries.
 fn publish_form(s: &Sighting, scanner_index: usize) -> (String, Vec<u8>, String) {
-    let mac = raw_mac(s.device);
+    let mac = simulated_mac(s.device);
     if scanner_index % 2 == 0 {
         let (topic, payload) = encode_espresense(&s.scanner, &mac, s.rssi, s.tx_power);
         (topic, payload, mac)
@@ -204,21 +193,6 @@ impl Harness {
     }
 }
 
-async fn publisher(port: u16, id: &str) -> AsyncClient {
-    let mut options = MqttOptions::new(id, "127.0.0.1", port);
-    options.set_max_packet_size(1 << 20, 1 << 20);
-    options.set_inflight(1000);
-    let (client, mut eventloop) = AsyncClient::new(options, 10_000);
-    tokio::spawn(async move {
-        loop {
-            if eventloop.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    });
-    client
-}
-
 fn sightings(events: &[Event]) -> Vec<Sighting> {
     events
         .iter()
@@ -242,7 +216,7 @@ async fn simulated_scanner_traffic_reaches_the_core_pseudonymised_in_the_right_s
     };
     let config = config(dir.path(), scanner_sources(&scanners));
     let harness = start(&config, Some(broker.port()));
-    let client = publisher(broker.port(), "sim-nodes").await;
+    let client = common::publisher(broker.port(), "sim-nodes").await;
     harness.wait_subscribed(&client).await;
 
     // Two hours of the afternoon (the busiest part of the day).
@@ -325,7 +299,7 @@ async fn door_records_arrive_over_mqtt_and_over_the_ingest_route() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), scanner_sources(&[]));
     let harness = start(&config, Some(broker.port()));
-    let client = publisher(broker.port(), "door").await;
+    let client = common::publisher(broker.port(), "door").await;
     harness.wait_subscribed(&client).await;
     let url = serve(harness.sources_router.clone()).await;
 
@@ -548,7 +522,7 @@ async fn bad_input_is_counted_by_reason_and_an_offline_node_degrades_its_zone() 
     let scanners: Vec<String> = vec!["storefront-1".into(), "entrance-1".into()];
     let config = config(dir.path(), scanner_sources(&scanners));
     let harness = start(&config, Some(broker.port()));
-    let client = publisher(broker.port(), "bad").await;
+    let client = common::publisher(broker.port(), "bad").await;
     harness.wait_subscribed(&client).await;
     let url = serve(harness.sources_router.clone()).await;
 
@@ -793,7 +767,7 @@ async fn fifty_thousand_mutated_payloads_through_mosquitto_are_each_accepted_or_
     let scanners: Vec<String> = vec!["storefront-1".into(), "entrance-1".into()];
     let config = config(dir.path(), scanner_sources(&scanners));
     let harness = start(&config, Some(broker.port()));
-    let client = publisher(broker.port(), "fuzz").await;
+    let client = common::publisher(broker.port(), "fuzz").await;
     harness.wait_subscribed(&client).await;
     let before = harness.health.snapshot().payloads_seen();
     let corpus = corpus();

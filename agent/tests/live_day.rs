@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rumqttc::{AsyncClient, MqttOptions};
 use storefront_agent::clock::Clock;
 use storefront_agent::daemon::source::Source;
 use storefront_agent::daemon::{self, BrokerAddress, TimeMode};
@@ -203,21 +202,6 @@ impl BadInput {
     }
 }
 
-async fn publisher(port: u16) -> AsyncClient {
-    let mut options = MqttOptions::new("simulated-store", "127.0.0.1", port);
-    options.set_max_packet_size(1 << 20, 1 << 20);
-    options.set_inflight(1000);
-    let (client, mut eventloop) = AsyncClient::new(options, 10_000);
-    tokio::spawn(async move {
-        loop {
-            if eventloop.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    });
-    client
-}
-
 /// Polls `done` (at once for a while: a lockstep wait is a broker round trip) for at most a
 /// minute.
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -341,7 +325,7 @@ async fn a_simulated_day_through_every_live_input_with_a_million_bad_payloads_gi
         status,
     ));
 
-    let client = publisher(broker.port()).await;
+    let client = common::publisher(broker.port(), "simulated-store").await;
     let mut feed = Feed::new(
         wiring,
         &config.store.id,

@@ -158,6 +158,22 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
     }
 }
 
+/// An MQTT client on the test broker, its event loop polled in the background.
+pub async fn publisher(port: u16, id: &str) -> rumqttc::AsyncClient {
+    let mut options = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    options.set_inflight(1000);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10_000);
+    tokio::spawn(async move {
+        loop {
+            if eventloop.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    client
+}
+
 /// Asserts two summary lists are equal, reporting the first difference briefly (a whole day
 /// of windows is too long to print).
 pub fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, actual: &[T], expected: &[T]) {
