@@ -28,11 +28,8 @@ use storefront_agent::live::scanners::pseudonym;
 use storefront_agent::live::{Input, LiveHealth, LiveHealthSnapshot, LiveSources};
 use storefront_broker::TestBroker;
 use storefront_config::StoreConfig;
-use storefront_engine::Engine;
 use storefront_inputs::encode::{encode_door, encode_espresense, encode_pushed_transaction};
-use storefront_protocol::{
-    DailySummary, DoorCount, DoorEvent, Event, Funnel, Timestamp, Transaction,
-};
+use storefront_protocol::{DoorCount, DoorEvent, Event, Timestamp, Transaction};
 use storefront_simulator::{
     Profile, ProfileName, SimulatedDay, SimulationSpec, Simulator, TruthParams,
 };
@@ -218,41 +215,6 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// The engine's figures for the day on `events`, in event time.
-fn replayed_day(config: &StoreConfig, events: &[Event]) -> DailySummary {
-    let mut engine = Engine::new(config.engine_config());
-    for event in events {
-        engine.handle_event(event, event.time());
-    }
-    engine.end_of_stream();
-    let day = engine.poll_daily().expect("the replayed day is complete");
-    assert!(engine.poll_daily().is_none());
-    day
-}
-
-/// The counts of a funnel, and its medians (sketch lookups, exact).
-fn figures(f: &Funnel) -> Vec<(String, Option<f64>)> {
-    let mut out: Vec<(String, Option<f64>)> = [
-        ("passers_by", f.passers_by),
-        ("entries", f.entries),
-        ("bounces", f.bounces),
-        ("capped", f.capped),
-        ("transactions", f.transactions),
-    ]
-    .into_iter()
-    .map(|(name, v)| (name.to_owned(), Some(v as f64)))
-    .collect();
-    out.push(("door_in".into(), f.door_in.map(|v| v as f64)));
-    out.push(("door_out".into(), f.door_out.map(|v| v as f64)));
-    out.push(("revenue_minor".into(), Some(f.revenue_minor as f64)));
-    out.push(("median_visit_duration".into(), f.visit_duration.median()));
-    for (zone, z) in &f.zones {
-        out.push((format!("zone_visits[{zone}]"), Some(z.zone_visits as f64)));
-        out.push((format!("median_dwell[{zone}]"), z.dwell.median()));
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_day_through_every_live_input_with_a_million_bad_payloads_gives_the_days_figures()
  {
@@ -299,7 +261,7 @@ async fn a_simulated_day_through_every_live_input_with_a_million_bad_payloads_gi
     assert_eq!(staff.len(), 1, "the boutique has a staff badge");
     let config = config(dir.path(), broker.port(), &wiring, &pos_url, Some(&staff));
     // The engine on the clean events, with their simulated device ids (and staff badge).
-    let expected = replayed_day(&draft, &quantised(&day.events));
+    let expected = storefront_tests::replay_day(draft.engine_config(), &quantised(&day.events));
 
     let hq = common::Hq::start(dir.path(), broker.port());
     let health = Arc::new(LiveHealth::for_config(&config));
@@ -438,7 +400,10 @@ async fn a_simulated_day_through_every_live_input_with_a_million_bad_payloads_gi
     assert_eq!(days.len(), 1, "one day at HQ");
     let live = &days[0];
     assert_eq!(live.local_date, expected.local_date);
-    assert_eq!(figures(&live.funnel), figures(&expected.funnel));
+    assert_eq!(
+        storefront_tests::funnel_figures(&live.funnel),
+        storefront_tests::funnel_figures(&expected.funnel)
+    );
     assert!(
         live.funnel.entries > 50 && live.funnel.transactions > 10,
         "{:?}",

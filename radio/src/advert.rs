@@ -90,6 +90,21 @@ pub struct IBeacon {
     pub extra_bytes: u8,
 }
 
+impl IBeacon {
+    /// The manufacturer data (after Apple's company id) this beacon advertises: what
+    /// [`decode_manufacturer`] reads back. For simulated radios.
+    pub fn encode(&self) -> [u8; IBEACON_BYTES] {
+        let mut out = [0u8; IBEACON_BYTES];
+        out[0] = IBEACON_TYPE;
+        out[1] = IBEACON_LEN;
+        out[2..18].copy_from_slice(&self.uuid);
+        out[18..20].copy_from_slice(&self.major.to_be_bytes());
+        out[20..22].copy_from_slice(&self.minor.to_be_bytes());
+        out[22] = self.measured_power as u8;
+        out
+    }
+}
+
 /// AltBeacon (Radius Networks' open format; any company id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AltBeacon {

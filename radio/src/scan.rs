@@ -40,10 +40,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use btleplug::api::{
-    AddressType, Central, CentralEvent, Manager as _, Peripheral as _, PeripheralProperties,
-    ScanFilter,
-};
+/// What [`sighting_from`] reads: btleplug's view of a device.
+pub use btleplug::api::{AddressType, BDAddr, PeripheralProperties};
+use btleplug::api::{Central, CentralEvent, Manager as _, Peripheral as _, ScanFilter};
 use btleplug::platform::{Adapter, Manager, PeripheralId};
 use futures_util::StreamExt;
 use futures_util::stream::SelectAll;
@@ -340,8 +339,10 @@ fn now() -> Timestamp {
     Timestamp::from_millis(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The sighting of one advertisement, pseudonymised (see the module docs for the identity).
-fn sighting_from(
+/// The sighting of one advertisement (a device's properties as BlueZ reports them, heard at
+/// `rssi` by the adapter of `scanner` at `t`), pseudonymised (see the module docs for the
+/// identity). Pure: the scanner's event loop calls it, and so do tests with simulated radios.
+pub fn sighting_from(
     properties: &PeripheralProperties,
     rssi: i16,
     scanner: &str,

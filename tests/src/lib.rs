@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use storefront_config::StoreConfig;
 use storefront_engine::Engine;
-use storefront_protocol::{DailySummary, Funnel};
+use storefront_protocol::{DailySummary, Event, Funnel};
 use storefront_simulator::{
     Profile, ProfileName, SimulationSpec, Simulator, TruthFunnel, TruthParams,
 };
@@ -252,4 +252,40 @@ impl Run {
         .flatten()
         .collect()
     }
+}
+
+/// The engine's figures for the day on `events`, in event time.
+pub fn replay_day(config: storefront_engine::EngineConfig, events: &[Event]) -> DailySummary {
+    let mut engine = Engine::new(config);
+    for event in events {
+        engine.handle_event(event, event.time());
+    }
+    engine.end_of_stream();
+    let day = engine.poll_daily().expect("the replayed day is complete");
+    assert!(engine.poll_daily().is_none());
+    day
+}
+
+/// The counts of a funnel and its medians (sketch lookups: exact, whatever the order visits
+/// were added in), to compare two runs of the same day.
+pub fn funnel_figures(f: &Funnel) -> Vec<(String, Option<f64>)> {
+    let mut out: Vec<(String, Option<f64>)> = [
+        ("passers_by", f.passers_by),
+        ("entries", f.entries),
+        ("bounces", f.bounces),
+        ("capped", f.capped),
+        ("transactions", f.transactions),
+    ]
+    .into_iter()
+    .map(|(name, v)| (name.to_owned(), Some(v as f64)))
+    .collect();
+    out.push(("door_in".into(), f.door_in.map(|v| v as f64)));
+    out.push(("door_out".into(), f.door_out.map(|v| v as f64)));
+    out.push(("revenue_minor".into(), Some(f.revenue_minor as f64)));
+    out.push(("median_visit_duration".into(), f.visit_duration.median()));
+    for (zone, z) in &f.zones {
+        out.push((format!("zone_visits[{zone}]"), Some(z.zone_visits as f64)));
+        out.push((format!("median_dwell[{zone}]"), z.dwell.median()));
+    }
+    out
 }
