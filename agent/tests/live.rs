@@ -29,7 +29,8 @@ use storefront_inputs::encode::{
 };
 use storefront_protocol::privacy::Pseudonymizer;
 use storefront_protocol::{DoorEvent, Event, Sighting, Transaction};
-use storefront_simulator::{Profile, ProfileName, SimulationSpec, Simulator, TruthParams};
+use storefront_simulator::ProfileName;
+use storefront_tests::simulated_day;
 use tokio::sync::{mpsc, watch};
 
 const ESPRESENSE: &str = "espresense/devices/#";
@@ -78,18 +79,6 @@ fn scanner_sources(scanners: &[String]) -> toml::Table {
         .unwrap()
         .insert("scanner_ids".into(), theengs_ids.into());
     sources
-}
-
-fn simulated_day(seed: u64) -> Vec<Event> {
-    let mut simulator = Simulator::new(SimulationSpec {
-        profile: Profile::named(ProfileName::Boutique),
-        seed,
-        days: 1,
-        start_date: NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(),
-        mac_rotation: false,
-        truth: TruthParams::default(),
-    });
-    simulator.next_day().unwrap().events
 }
 
 /// One simulated sighting as its node would publish it; the raw identity it carries.
@@ -207,7 +196,7 @@ fn sightings(events: &[Event]) -> Vec<Sighting> {
 async fn simulated_scanner_traffic_reaches_the_core_pseudonymised_in_the_right_scanners() {
     let broker = TestBroker::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let day = simulated_day(11);
+    let day = simulated_day(ProfileName::Boutique, 11).events;
     let scanners: Vec<String> = {
         let mut s: Vec<String> = sightings(&day).iter().map(|s| s.scanner.clone()).collect();
         s.sort();
@@ -303,7 +292,8 @@ async fn door_records_arrive_over_mqtt_and_over_the_ingest_route() {
     harness.wait_subscribed(&client).await;
     let url = serve(harness.sources_router.clone()).await;
 
-    let doors: Vec<DoorEvent> = simulated_day(5)
+    let doors: Vec<DoorEvent> = simulated_day(ProfileName::Boutique, 5)
+        .events
         .into_iter()
         .filter_map(|e| match e {
             Event::Door(d) => Some(d),
@@ -431,7 +421,8 @@ async fn pos_page(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pos_poller_follows_cursors_and_every_transaction_arrives_once() {
     let dir = tempfile::tempdir().unwrap();
-    let transactions: Vec<Transaction> = simulated_day(3)
+    let transactions: Vec<Transaction> = simulated_day(ProfileName::Boutique, 3)
+        .events
         .into_iter()
         .filter_map(|e| match e {
             Event::Transaction(t) => Some(t),
@@ -614,7 +605,7 @@ async fn bad_input_is_counted_by_reason_and_an_offline_node_degrades_its_zone() 
 
 /// Valid messages of every input, to mutate.
 fn corpus() -> Vec<(String, Vec<u8>)> {
-    let day = simulated_day(2);
+    let day = simulated_day(ProfileName::Boutique, 2).events;
     let mut corpus = Vec::new();
     let mut doors = 0;
     for (i, e) in day.iter().enumerate() {

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use storefront_agent::clock::Clock;
@@ -30,9 +29,7 @@ use storefront_broker::TestBroker;
 use storefront_config::StoreConfig;
 use storefront_inputs::encode::{encode_door, encode_espresense, encode_pushed_transaction};
 use storefront_protocol::{DoorCount, DoorEvent, Event, Timestamp, Transaction};
-use storefront_simulator::{
-    Profile, ProfileName, SimulatedDay, SimulationSpec, Simulator, TruthParams,
-};
+use storefront_simulator::{ProfileName, SimulatedDay};
 use tokio::sync::watch;
 
 /// Sightings are stamped with their time rounded down to this.
@@ -52,19 +49,6 @@ impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
     }
-}
-
-fn simulated_day(seed: u64) -> SimulatedDay {
-    Simulator::new(SimulationSpec {
-        profile: Profile::named(ProfileName::Boutique),
-        seed,
-        days: 1,
-        start_date: NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(),
-        mac_rotation: false,
-        truth: TruthParams::default(),
-    })
-    .next_day()
-    .unwrap()
 }
 
 /// The day as the agent should take it: sightings at their quantised times.
@@ -220,7 +204,7 @@ async fn a_simulated_day_through_every_live_input_with_a_million_bad_payloads_gi
  {
     let broker = TestBroker::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let day = simulated_day(31);
+    let day = storefront_tests::simulated_day(ProfileName::Boutique, 31);
 
     // The simulated POS endpoint, and the config reading every path of the feed.
     let pos = PosEndpoint::default();
@@ -411,25 +395,6 @@ async fn a_simulated_day_through_every_live_input_with_a_million_bad_payloads_gi
     );
 
     // ...and is within the accuracy tolerances of the simulator's truth.
-    let run = storefront_tests::Run {
-        profile: ProfileName::Boutique,
-        seed: 31,
-        days: 1,
-        mac_rotation: false,
-        engine_days: days.clone(),
-        engine: live.funnel.clone(),
-        sample: day.truth.sample.clone(),
-        population: day.truth.population.clone(),
-        sightings: day.events.len() as u64,
-    };
-    let errors = run.against_sample(true);
-    assert!(errors.len() >= 5, "figures missing: {errors:?}");
-    for e in &errors {
-        eprintln!(
-            "{}: live {:.3} truth {:.3} error {:+.2}{}",
-            e.figure, e.engine, e.truth, e.error, e.unit
-        );
-        assert!(e.within(), "outside tolerance: {e:?}");
-    }
+    storefront_tests::assert_within_tolerances("live", live, &day.truth);
     hq.stop().await;
 }

@@ -9,7 +9,8 @@ use storefront_config::StoreConfig;
 use storefront_engine::Engine;
 use storefront_protocol::{DailySummary, Event, Funnel};
 use storefront_simulator::{
-    Profile, ProfileName, SimulationSpec, Simulator, TruthFunnel, TruthParams,
+    Profile, ProfileName, SimulatedDay, SimulationSpec, Simulator, TruthDay, TruthFunnel,
+    TruthParams,
 };
 
 /// Days simulated per profile when judging accuracy: enough that each zone's median dwell
@@ -171,64 +172,72 @@ impl Run {
     /// Errors against the sample truth (the algorithm's error), with the tolerances
     /// when `tolerances` is set.
     pub fn against_sample(&self, tolerances: bool) -> Vec<Error> {
-        let tol = |t: f64| tolerances.then_some(t);
-        self.against(
-            &self.sample,
-            tol(1.0),
-            tol(2.0),
-            tol(5.0),
-            tol(10.0),
-            tol(3.0),
-        )
+        sample_errors(&self.engine, &self.sample, tolerances)
     }
 
     /// Errors against the population truth (sampling error included); no tolerances.
     pub fn against_population(&self) -> Vec<Error> {
-        self.against(&self.population, None, None, None, None, None)
+        against(&self.engine, &self.population, None, None, None, None, None)
     }
+}
 
-    fn against(
-        &self,
-        truth: &TruthFunnel,
-        conversion: Option<f64>,
-        bounce: Option<f64>,
-        duration: Option<f64>,
-        dwell: Option<f64>,
-        exposure: Option<f64>,
-    ) -> Vec<Error> {
-        let e = &self.engine;
-        let mut errors = vec![
-            pp(
-                "shopfront_conversion",
-                e.shopfront_conversion(),
-                truth.shopfront_conversion(),
-                conversion,
-            ),
-            pp("bounce_rate", e.bounce_rate(), truth.bounce_rate(), bounce),
-            rel(
-                "median_visit_duration",
-                e.visit_duration.median(),
-                truth.median_visit_duration(),
-                duration,
-            ),
-        ];
-        for zone in e.zones.keys() {
-            errors.push(rel(
-                &format!("median_dwell[{zone}]"),
-                e.zones[zone].dwell.median(),
-                truth.median_zone_dwell(zone),
-                dwell,
-            ));
-            errors.push(pp(
-                &format!("exposure[{zone}]"),
-                e.exposure(zone),
-                truth.exposure(zone),
-                exposure,
-            ));
-        }
-        errors.into_iter().flatten().collect()
+/// The errors of `engine`'s figures against the sample truth, with the tolerances when
+/// `tolerances` is set.
+pub fn sample_errors(engine: &Funnel, sample: &TruthFunnel, tolerances: bool) -> Vec<Error> {
+    let tol = |t: f64| tolerances.then_some(t);
+    against(
+        engine,
+        sample,
+        tol(1.0),
+        tol(2.0),
+        tol(5.0),
+        tol(10.0),
+        tol(3.0),
+    )
+}
+
+fn against(
+    e: &Funnel,
+    truth: &TruthFunnel,
+    conversion: Option<f64>,
+    bounce: Option<f64>,
+    duration: Option<f64>,
+    dwell: Option<f64>,
+    exposure: Option<f64>,
+) -> Vec<Error> {
+    let mut errors = vec![
+        pp(
+            "shopfront_conversion",
+            e.shopfront_conversion(),
+            truth.shopfront_conversion(),
+            conversion,
+        ),
+        pp("bounce_rate", e.bounce_rate(), truth.bounce_rate(), bounce),
+        rel(
+            "median_visit_duration",
+            e.visit_duration.median(),
+            truth.median_visit_duration(),
+            duration,
+        ),
+    ];
+    for zone in e.zones.keys() {
+        errors.push(rel(
+            &format!("median_dwell[{zone}]"),
+            e.zones[zone].dwell.median(),
+            truth.median_zone_dwell(zone),
+            dwell,
+        ));
+        errors.push(pp(
+            &format!("exposure[{zone}]"),
+            e.exposure(zone),
+            truth.exposure(zone),
+            exposure,
+        ));
     }
+    errors.into_iter().flatten().collect()
+}
 
+impl Run {
     /// Figures judged against the population by definition: sales conversion (door
     /// denominator) and door-scaled entries, with the tolerances.
     pub fn population_figures(&self, tolerances: bool) -> Vec<Error> {
@@ -288,4 +297,32 @@ pub fn funnel_figures(f: &Funnel) -> Vec<(String, Option<f64>)> {
         out.push((format!("median_dwell[{zone}]"), z.dwell.median()));
     }
     out
+}
+
+/// One simulated day of `profile` (2026-11-18), with its truth.
+pub fn simulated_day(profile: ProfileName, seed: u64) -> SimulatedDay {
+    Simulator::new(SimulationSpec {
+        profile: Profile::named(profile),
+        seed,
+        days: 1,
+        start_date: NaiveDate::from_ymd_opt(2026, 11, 18).expect("valid date"),
+        mac_rotation: false,
+        truth: TruthParams::default(),
+    })
+    .next_day()
+    .expect("one day simulated")
+}
+
+/// Asserts a day's figures, computed by `path` (for the messages), are within the issue's
+/// tolerances of the sample truth; every tolerance-bearing figure must be there.
+pub fn assert_within_tolerances(path: &str, day: &DailySummary, truth: &TruthDay) {
+    let errors = sample_errors(&day.funnel, &truth.sample, true);
+    assert!(errors.len() >= 5, "figures missing: {errors:?}");
+    for e in &errors {
+        eprintln!(
+            "{}: {path} {:.3} truth {:.3} error {:+.2}{}",
+            e.figure, e.engine, e.truth, e.error, e.unit
+        );
+        assert!(e.within(), "{path}: outside tolerance: {e:?}");
+    }
 }

@@ -6,13 +6,14 @@
 //! and the truth within the accuracy tolerances. (The btleplug event stream itself needs a
 //! Bluetooth adapter; `radio::scan`'s own tests cover running without one.)
 
-use chrono::NaiveDate;
 use storefront_protocol::privacy::Pseudonymizer;
 use storefront_protocol::{DeviceId, Event};
 use storefront_radio::advert::{COMPANY_APPLE, IBeacon};
 use storefront_radio::scan::{AddressType, BDAddr, PeripheralProperties, sighting_from};
-use storefront_simulator::{Profile, ProfileName, SimulationSpec, Simulator, TruthParams};
-use storefront_tests::{Run, example_config, funnel_figures, replay_day};
+use storefront_simulator::ProfileName;
+use storefront_tests::{
+    assert_within_tolerances, example_config, funnel_figures, replay_day, simulated_day,
+};
 
 /// The proximity UUID of the store's loyalty app.
 const APP_UUID: [u8; 16] = *b"storefront-app-1";
@@ -47,16 +48,7 @@ fn advertisement(device: DeviceId) -> PeripheralProperties {
 #[test]
 fn a_simulated_day_heard_by_the_local_radio_gives_the_days_figures() {
     let config = example_config(ProfileName::Boutique).unwrap();
-    let day = Simulator::new(SimulationSpec {
-        profile: Profile::named(ProfileName::Boutique),
-        seed: 41,
-        days: 1,
-        start_date: NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(),
-        mac_rotation: false,
-        truth: TruthParams::default(),
-    })
-    .next_day()
-    .unwrap();
+    let day = simulated_day(ProfileName::Boutique, 41);
     let key = Pseudonymizer::new(&[7; 32]);
     let heard: Vec<Event> = day
         .events
@@ -108,24 +100,5 @@ fn a_simulated_day_heard_by_the_local_radio_gives_the_days_figures() {
     );
     assert!(radio.funnel.entries > 50, "{:?}", radio.funnel);
 
-    let run = Run {
-        profile: ProfileName::Boutique,
-        seed: 41,
-        days: 1,
-        mac_rotation: false,
-        engine_days: vec![radio.clone()],
-        engine: radio.funnel.clone(),
-        sample: day.truth.sample.clone(),
-        population: day.truth.population.clone(),
-        sightings: sightings as u64,
-    };
-    let errors = run.against_sample(true);
-    assert!(errors.len() >= 5, "figures missing: {errors:?}");
-    for e in &errors {
-        eprintln!(
-            "{}: radio {:.3} truth {:.3} error {:+.2}{}",
-            e.figure, e.engine, e.truth, e.error, e.unit
-        );
-        assert!(e.within(), "outside tolerance: {e:?}");
-    }
+    assert_within_tolerances("radio", &radio, &day.truth);
 }

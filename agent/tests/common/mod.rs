@@ -8,31 +8,20 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
 use storefront_agent::events_file::EventWriter;
 use storefront_agent::replay::{ReplayOutput, finish};
 use storefront_config::StoreConfig;
 use storefront_engine::Engine;
 use storefront_hq::{Collector, CollectorConfig, HqStats, HqStore, SledHqStore};
 use storefront_protocol::{DailySummary, Timestamp, WindowSummary};
-use storefront_simulator::{
-    Profile, ProfileName, SimulationSpec, Simulator, TruthDay, TruthParams,
-};
+use storefront_simulator::{ProfileName, TruthDay};
 use tokio::sync::watch;
 
 pub const ALL_TIME: (Timestamp, Timestamp) = (Timestamp(i64::MIN / 2), Timestamp(i64::MAX / 2));
 
 /// One simulated day written as an events file, with its truth.
 pub fn write_day(dir: &Path, profile: ProfileName, seed: u64) -> (PathBuf, TruthDay) {
-    let mut simulator = Simulator::new(SimulationSpec {
-        profile: Profile::named(profile),
-        seed,
-        days: 1,
-        start_date: NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(),
-        mac_rotation: false,
-        truth: TruthParams::default(),
-    });
-    let day = simulator.next_day().unwrap();
+    let day = storefront_tests::simulated_day(profile, seed);
     let path = dir.join("events.jsonl");
     let mut writer = EventWriter::create(&path).unwrap();
     for event in &day.events {
