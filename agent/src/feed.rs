@@ -39,6 +39,17 @@ impl Wiring {
         Wiring { scanners }
     }
 
+    /// Every scanner of the config's zones, in zone order.
+    pub fn for_config(config: &storefront_config::StoreConfig) -> Wiring {
+        Wiring::new(
+            config
+                .zones
+                .iter()
+                .flat_map(|z| z.scanners.clone())
+                .collect(),
+        )
+    }
+
     /// The format the node of `scanner` publishes in; `None` for a scanner not wired.
     pub fn format(&self, scanner: &str) -> Option<ScannerFormat> {
         let index = self.scanners.iter().position(|s| s == scanner)?;
@@ -106,10 +117,22 @@ struct PageQuery {
 }
 
 impl PosEndpoint {
-    pub fn router(&self) -> axum::Router {
+    fn router(&self) -> axum::Router {
         axum::Router::new()
             .route("/transactions", axum::routing::get(pos_page))
             .with_state(self.clone())
+    }
+
+    /// Serves the endpoint on `addr` (port 0: any free port) until the process ends; returns
+    /// the URL to poll.
+    pub async fn serve(&self, addr: std::net::SocketAddr) -> Result<String> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot serve the POS endpoint on {addr}"))?;
+        let url = format!("http://{}/transactions", listener.local_addr()?);
+        let router = self.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok(url)
     }
 
     /// Makes a transaction available to the next poll.
@@ -306,13 +329,7 @@ pub struct FeedArgs {
 
 pub async fn run(args: FeedArgs) -> Result<()> {
     let config = storefront_config::StoreConfig::load(&args.config)?;
-    let wiring = Wiring::new(
-        config
-            .zones
-            .iter()
-            .flat_map(|z| z.scanners.clone())
-            .collect(),
-    );
+    let wiring = Wiring::for_config(&config);
     let pos_url = format!("http://{}/transactions", args.pos_listen);
     if args.print_sources {
         print!("{}", wiring.sources_toml(&pos_url));
@@ -339,16 +356,10 @@ pub async fn run(args: FeedArgs) -> Result<()> {
     .context("the simulator produced no day")?;
 
     let pos = PosEndpoint::default();
-    let listener = tokio::net::TcpListener::bind(args.pos_listen)
+    let pos_url = pos
+        .serve(args.pos_listen)
         .await
-        .with_context(|| {
-            format!(
-                "cannot serve the POS endpoint on {}; fix: pass --pos-listen",
-                args.pos_listen
-            )
-        })?;
-    let router = pos.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+        .context("fix: pass --pos-listen with a free address")?;
     let broker = crate::broker_address(&args.local_broker)?;
     let mut options = rumqttc::MqttOptions::new(
         format!("storefront-feed-{}", config.store.id),

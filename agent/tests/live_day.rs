@@ -208,18 +208,9 @@ async fn a_simulated_day_through_every_live_input_with_a_million_bad_payloads_gi
 
     // The simulated POS endpoint, and the config reading every path of the feed.
     let pos = PosEndpoint::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let pos_url = format!("http://{}/transactions", listener.local_addr().unwrap());
-    let router = pos.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    let example = storefront_tests::example_config(ProfileName::Boutique).unwrap();
-    let wiring = Wiring::new(
-        example
-            .zones
-            .iter()
-            .flat_map(|z| z.scanners.clone())
-            .collect(),
-    );
+    let pos_url = pos.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let wiring =
+        Wiring::for_config(&storefront_tests::example_config(ProfileName::Boutique).unwrap());
     // The agent hashes the staff badge's MAC: it is listed under that pseudonym once the
     // agent's key exists.
     let draft = config(dir.path(), broker.port(), &wiring, &pos_url, None);
