@@ -6,7 +6,7 @@
 //! `privacy.pseudonym_rotation_days` = N days, aligned to the store's local midnight: period
 //! `k` starts at local midnight of day `1970-01-01 + k·N` (local calendar days), so every store
 //! with the same N and time zone rotates at the same moments, and a restart computes the same
-//! period. A local midnight that does not exist (a DST jump at 00:00) is the first local time
+//! period. Periods follow the live clock (`crate::clock`), the one inputs are stamped with. A local midnight that does not exist (a DST jump at 00:00) is the first local time
 //! after it that does.
 //!
 //! # The key file
@@ -36,6 +36,8 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use storefront_protocol::privacy::{KEY_LEN, Pseudonymizer};
 use tokio::sync::watch;
+
+use crate::clock::SharedClock;
 
 /// File name of the key under the storage directory.
 pub const KEY_FILE: &str = "pseudonym-key";
@@ -192,14 +194,15 @@ impl Drop for PseudonymKeys {
 }
 
 /// Keeps `keys` current: sends a new [`Pseudonymizer`] on `tx` at each rotation, until
-/// `shutdown`. The wall clock is read every [`CHECK_EVERY`] (it may be set or jump).
+/// `shutdown`. `clock` (the live clock) is read every [`CHECK_EVERY`] (it may be set or jump).
 pub async fn run_rotation(
     mut keys: PseudonymKeys,
+    clock: SharedClock,
     tx: watch::Sender<Pseudonymizer>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let now = Utc::now();
+        let now = utc(clock.now_ms());
         match keys.rotate_if_due(now) {
             Ok(Some(pseudonymizer)) => {
                 tx.send_replace(pseudonymizer);
@@ -218,6 +221,11 @@ pub async fn run_rotation(
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// A live-clock reading as a UTC time (the epoch for one out of range).
+pub fn utc(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// First local day of the period that contains `now`.

@@ -29,7 +29,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use chrono::Utc;
 use storefront_config::{Sources, StoreConfig};
 use storefront_inputs::{InputError, parse_pushed_transaction, parse_transactions};
 use storefront_protocol::privacy::Pseudonymizer;
@@ -70,7 +69,7 @@ impl LiveSources {
             &config.storage.path,
             config.store.timezone,
             config.privacy.pseudonym_rotation_days,
-            Utc::now(),
+            keys::utc(clock.now_ms()),
         )?;
         let mqtt = match local_broker {
             Some(broker) => Some(MqttConnection {
@@ -117,6 +116,7 @@ impl LiveSources {
         let receiver = self.pseudonymizer.subscribe();
         tasks.spawn(keys::run_rotation(
             self.keys,
+            self.clock.clone(),
             self.pseudonymizer,
             shutdown.clone(),
         ));
