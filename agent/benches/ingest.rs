@@ -244,13 +244,10 @@ async fn baseline(port: u16, traffic: &Traffic) -> anyhow::Result<Figures> {
 fn store_config(dir: &Path, port: u16, dashboard: u16) -> anyhow::Result<(String, Vec<String>)> {
     let example = storefront_tests::example_config_path(ProfileName::Boutique);
     let mut table: toml::Table = toml::from_str(&std::fs::read_to_string(example)?)?;
-    let scanners = table["zones"]
-        .as_array()
-        .context("zones")?
+    let scanners = storefront_tests::example_config(ProfileName::Boutique)?
+        .zones
         .iter()
-        .filter_map(|zone| zone.get("scanners")?.as_array())
-        .flatten()
-        .filter_map(|s| Some(s.as_str()?.to_owned()))
+        .flat_map(|zone| zone.scanners.clone())
         .collect();
     let overrides: toml::Table = toml::from_str(&format!(
         r#"
