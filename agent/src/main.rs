@@ -137,6 +137,10 @@ struct RunArgs {
     /// commit every 30 s only: a checkpoint is the whole engine state, and SD cards wear.
     #[arg(long, default_value_t = 50_000)]
     commit_every_events: u64,
+    /// With --replay: once the file is done, wait this long for HQ to ack every summary; exit
+    /// with an error naming what is left if it has not (the next run sends it).
+    #[arg(long, default_value_t = 600)]
+    drain_seconds: u64,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -145,11 +149,25 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Completes on SIGINT or SIGTERM.
+/// Completes on SIGINT or SIGTERM. SIGHUP (whose default action would kill the agent without a
+/// commit) is taken and refused with the reason: the config is read once, at start.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangup) => {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        tracing::warn!(
+                            "SIGHUP ignored: the config is read once, at start; restart the agent \
+                             to apply a changed config (it resumes from its last commit)"
+                        );
+                    }
+                });
+            }
+            Err(error) => tracing::warn!(%error, "Cannot take SIGHUP"),
+        }
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {
@@ -203,7 +221,7 @@ fn run_agent(args: RunArgs) -> Result<()> {
         Some(path) => (
             daemon::source::Source::File { path },
             daemon::TimeMode::Event,
-            Some(std::time::Duration::from_secs(600)),
+            Some(std::time::Duration::from_secs(args.drain_seconds)),
         ),
         None => {
             let local = match (&args.local_broker, &config.sync.broker) {
@@ -257,7 +275,7 @@ fn run_agent(args: RunArgs) -> Result<()> {
                 http: http_bind,
                 http_token,
             },
-            shutdown_rx,
+            shutdown_rx.clone(),
             status_tx,
         )
         .await?;
@@ -267,9 +285,19 @@ fn run_agent(args: RunArgs) -> Result<()> {
             stored = report.core.summaries_stored,
             published = report.sync.published,
             acked = report.sync.acked,
-            outbox = report.sync.outbox_len,
+            outbox = report.outbox_left,
             "Agent stopped"
         );
+        // A stop that was asked for is not a failure: what is left is sent on the next run.
+        let stop_requested = *shutdown_rx.borrow();
+        if replaying && report.core.finished && report.outbox_left > 0 && !stop_requested {
+            anyhow::bail!(
+                "{} summaries are not yet acknowledged by HQ (is HQ's collector running, and may \
+                 this store publish on its topics?); they stay in the outbox and the next run \
+                 sends them",
+                report.outbox_left
+            );
+        }
         Ok(())
     })
 }

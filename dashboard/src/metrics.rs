@@ -83,6 +83,11 @@ pub fn encode_metrics(m: &MetricsView, health: &HealthView) -> anyhow::Result<St
         "Summaries waiting in the outbox",
         gauge(i64::try_from(m.outbox_depth).unwrap_or(i64::MAX)),
     );
+    registry.register(
+        "sync_acks_ignored",
+        "Sequence numbers in acks the agent was not waiting on (forged or duplicated): ignored",
+        counter(m.sync_acks_ignored_total),
+    );
     registry.register_with_unit(
         "sync_lag",
         "How long the oldest summary HQ has not acknowledged has been over (0: none waiting)",

@@ -140,6 +140,9 @@ pub struct MetricsView {
     pub windows_final_total: u64,
     /// Summaries waiting in the outbox.
     pub outbox_depth: u64,
+    /// Sequence numbers named by acks that the agent was not waiting on (forged, or a
+    /// duplicate): ignored, never removed from the outbox.
+    pub sync_acks_ignored_total: u64,
     /// How long the oldest summary HQ has not acknowledged has been over: the agent's clock
     /// minus the end of its window or day; 0 when nothing is waiting.
     pub sync_lag_seconds: f64,

@@ -509,6 +509,7 @@ async fn metrics_parse_as_prometheus_text_and_carry_the_counters() {
     );
     assert_eq!(value("storefront_outbox_depth", &[]), 4.0);
     assert_eq!(value("storefront_sync_lag_seconds", &[]), 12.5);
+    assert_eq!(value("storefront_sync_acks_ignored_total", &[]), 3.0);
     assert_eq!(value("storefront_window_finality_lag_seconds", &[]), 930.0);
     assert_eq!(value("storefront_sled_size_bytes", &[]), 1_048_576.0);
     assert_eq!(value("storefront_windows_final_total", &[]), 96.0);

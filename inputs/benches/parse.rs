@@ -1,5 +1,5 @@
 //! Scanner-node ingest speed on the real ESPresense and Theengs / OpenMQTTGateway device
-//! reports of `shared/testdata/scanner-messages.json`:
+//! reports of `testdata/scanner-messages.json`:
 //! `cargo bench -p storefront-inputs --bench parse`.
 //!
 //! `parse_scanner` is the parse alone; `parse_and_pseudonymise` adds the HMAC-SHA-256 the

@@ -65,7 +65,7 @@
 //! `rssi = MQTT_ROOM_REF_RSSI_1M − 10 · MQTT_ROOM_PATH_LOSS_EXPONENT · log10(d)`, with `d` at
 //! least [`MQTT_ROOM_MIN_DISTANCE_M`], so the engine's RSSI thresholds apply to it: −59 dBm at
 //! 1 m, −68 at 2 m, −80 at 5 m, −89 at 10 m. The exponent 3 is indoor propagation, the middle of
-//! the 2.5–3.2 implied by the ESPresense captures in `shared/testdata`. Zone thresholds for
+//! the 2.5–3.2 implied by the ESPresense captures in `testdata/`. Zone thresholds for
 //! `mqtt_room` scanners should be set with this mapping in mind.
 
 use serde::Deserialize;

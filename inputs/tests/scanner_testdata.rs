@@ -1,4 +1,4 @@
-//! Every real scanner message in `shared/testdata/scanner-messages.json` parses to the values
+//! Every real scanner message in `testdata/scanner-messages.json` parses to the values
 //! its entry states, or is rejected where it is not a reading.
 
 mod support {

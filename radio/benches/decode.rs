@@ -17,7 +17,7 @@ enum Frame {
 
 fn corpus() -> Vec<Value> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/testdata/ble-advertisements.json");
+        .join("../testdata/ble-advertisements.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read the BLE corpus {}: {e}", path.display()));
     serde_json::from_str::<Value>(&text)

@@ -58,6 +58,10 @@ pub struct Core {
     pub windows_final_total: u64,
     /// Latest event time taken in.
     pub latest: Timestamp,
+    /// Summaries the engine has made final that the next commit stores. Readers see them
+    /// through the view meanwhile: a window that left the engine's open set but is not in the
+    /// store yet would otherwise vanish from the dashboard's totals until the commit.
+    pub uncommitted: Vec<SummaryPayload>,
 }
 
 impl Core {
@@ -184,13 +188,26 @@ impl Core {
         }
     }
 
-    fn publish_view(&self) {
+    /// Moves what the engine made final into `uncommitted`.
+    fn take_finals(&mut self) {
+        while let Some(window) = self.engine.poll_window() {
+            self.uncommitted.push(SummaryPayload::Window(window));
+            self.windows_final_total += 1;
+        }
+        while let Some(day) = self.engine.poll_daily() {
+            self.uncommitted.push(SummaryPayload::Daily(day));
+        }
+    }
+
+    fn publish_view(&mut self) {
+        self.take_finals();
         let now = match &self.options.time {
             TimeMode::Event => self.latest,
             TimeMode::Wall(clock) => clock.sane_now().unwrap_or(self.latest),
         };
         self.view.send_replace(Arc::new(EngineView::of(
             &self.engine,
+            &self.uncommitted,
             now,
             self.windows_final_total,
             &self.last_seen,
@@ -200,14 +217,8 @@ impl Core {
     /// Stores the final summaries and the checkpoint atomically, flushes, then tells the sync
     /// task. Nothing derived from a commit is published before its flush returned.
     fn commit(&mut self, report: &mut CoreReport) -> Result<()> {
-        let mut finals = Vec::new();
-        while let Some(window) = self.engine.poll_window() {
-            finals.push(SummaryPayload::Window(window));
-            self.windows_final_total += 1;
-        }
-        while let Some(day) = self.engine.poll_daily() {
-            finals.push(SummaryPayload::Daily(day));
-        }
+        self.take_finals();
+        let finals = &self.uncommitted;
         let checkpoint: Checkpoint<Snapshot> = Checkpoint {
             engine: self.engine.snapshot(),
             source_cursor: self.cursor,
@@ -215,11 +226,12 @@ impl Core {
         let store = self.store.clone();
         let stored = tokio::task::block_in_place(|| -> Result<_> {
             let stored = store
-                .commit(&finals, &checkpoint)
+                .commit(finals, &checkpoint)
                 .context("cannot commit summaries and checkpoint")?;
             store.flush().context("cannot flush the store")?;
             Ok(stored)
         })?;
+        self.uncommitted.clear();
         report.commits += 1;
         self.publish_view();
         report.summaries_stored += stored.len() as u64;

@@ -40,6 +40,8 @@ pub struct BrokerAddress {
 pub struct DaemonReport {
     pub core: CoreReport,
     pub sync: SyncStatus,
+    /// Summaries still waiting for HQ's ack when the daemon stopped (read from the store).
+    pub outbox_left: u64,
 }
 
 /// Opens the store, moving a corrupt database aside rather than crash-looping.
@@ -142,7 +144,7 @@ pub async fn run(
         max_inflight: 100,
         ack_timeout: Duration::from_secs(10),
     };
-    let mut sync_status = status.subscribe();
+    let sync_status = status.subscribe();
     let sync_task = tokio::spawn(sync::run(
         sync_options,
         store.clone(),
@@ -198,6 +200,7 @@ pub async fn run(
         last_seen: Default::default(),
         windows_final_total: 0,
         latest: storefront_protocol::Timestamp(0),
+        uncommitted: Vec::new(),
         options: CoreOptions {
             time: run.time,
             commit_interval: Duration::from_secs(30),
@@ -222,20 +225,36 @@ pub async fn run(
 
     if core_report.finished {
         if let Some(limit) = run.drain_after_end {
-            let drained = tokio::select! {
-                result = tokio::time::timeout(limit, sync_status.wait_for(|s| s.outbox_len == 0)) => result.is_ok(),
-                _ = outer_shutdown.changed() => false,
-            };
-            if !drained {
-                tracing::warn!(outbox = store.outbox_len(), "Outbox not drained");
+            tokio::select! {
+                _ = drain(&store, limit) => {}
+                _ = outer_shutdown.changed() => {}
             }
         }
     }
     let _ = sync_stop_tx.send(true);
     sync_task.await.context("sync task panicked")??;
     let sync = sync_status.borrow().clone();
+    let outbox_left = store.outbox_len();
+    if outbox_left > 0 {
+        tracing::warn!(
+            outbox = outbox_left,
+            "Summaries not yet acknowledged by HQ stay in the outbox: the next run sends them"
+        );
+    }
     Ok(DaemonReport {
         core: core_report,
         sync,
+        outbox_left,
     })
+}
+
+/// Waits until HQ has acked the whole outbox, or `limit` passed. The outbox is read from the
+/// store, never from the sync task's last status: that status is only refreshed when the sync
+/// loop wakes, and a loop waiting out a reconnect backoff reported an outbox emptier than it
+/// was (the daemon exited with summaries unsent).
+async fn drain(store: &Store, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while store.outbox_len() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

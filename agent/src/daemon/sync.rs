@@ -27,37 +27,51 @@ const UNREACHABLE_LOG_EVERY: Duration = Duration::from_secs(300);
 /// Publishing is paced in ticks of this length.
 const PACE_TICK: Duration = Duration::from_millis(50);
 
-/// What is sent and not yet acked, by sequence number.
+/// What is published and not yet acked, by sequence number, with when it was last sent
+/// (`None`: sent before the last reconnect, so due again now).
+///
+/// It is also the ack filter: an ack can only remove what this connection published and is
+/// waiting on. Any client that can write the ack topic could otherwise delete summaries that
+/// were never sent (the broker's ACL must still keep the topic HQ's alone: an ack forged for a
+/// message in flight is indistinguishable from HQ's).
 #[derive(Debug, Default)]
 pub struct Inflight {
-    sent: BTreeMap<u64, Instant>,
+    sent: BTreeMap<u64, Option<Instant>>,
 }
 
 impl Inflight {
-    /// After a (re)connect the broker may have lost everything: send it all again.
+    /// After a (re)connect the broker may have lost everything: everything is due again. What
+    /// was published stays awaiting its ack: HQ may still ack a copy it received before.
     pub fn forget(&mut self) {
-        self.sent.clear();
+        self.sent.values_mut().for_each(|sent| *sent = None);
     }
 
-    pub fn acked(&mut self, seqs: &[u64]) {
-        for seq in seqs {
-            self.sent.remove(seq);
+    /// Takes an ack: returns the sequence numbers it names that were published and awaiting
+    /// their ack (only those may leave the outbox); the rest are not ours to remove.
+    pub fn acked(&mut self, seqs: &[u64]) -> Vec<u64> {
+        seqs.iter()
+            .copied()
+            .filter(|seq| self.sent.remove(seq).is_some())
+            .collect()
+    }
+
+    /// Whether `seq` should be (re)sent now: never sent, sent before a reconnect, or sent
+    /// longer ago than `ack_timeout`.
+    pub fn due(&self, seq: u64, now: Instant, ack_timeout: Duration) -> bool {
+        match self.sent.get(&seq) {
+            None | Some(None) => true,
+            Some(Some(sent)) => now.duration_since(*sent) >= ack_timeout,
         }
     }
 
-    /// Whether `seq` should be (re)sent now: never sent, or sent longer ago than `ack_timeout`.
-    pub fn due(&self, seq: u64, now: Instant, ack_timeout: Duration) -> bool {
-        self.sent
-            .get(&seq)
-            .is_none_or(|sent| now.duration_since(*sent) >= ack_timeout)
-    }
-
     pub fn sent(&mut self, seq: u64, now: Instant) {
-        self.sent.insert(seq, now);
+        self.sent.insert(seq, Some(now));
     }
 
+    /// Messages sent on this connection and not yet acked (what counts against
+    /// `max_inflight`).
     pub fn in_flight(&self) -> usize {
-        self.sent.len()
+        self.sent.values().filter(|sent| sent.is_some()).count()
     }
 }
 
@@ -89,6 +103,9 @@ pub struct SyncStatus {
     pub last_ack: Option<storefront_protocol::Timestamp>,
     pub published: u64,
     pub acked: u64,
+    /// Sequence numbers in acks that named nothing this agent was waiting on (forged, or
+    /// duplicated by the broker): ignored.
+    pub acks_ignored: u64,
     pub outbox_len: u64,
 }
 
@@ -157,10 +174,19 @@ pub async fn run(
                 Ok(MqttEvent::Incoming(Packet::Publish(publish))) if publish.topic == ack_topic => {
                     match serde_json::from_slice::<Ack>(&publish.payload) {
                         Ok(ack) if ack.store_id == options.store_id => {
-                            let removed = tokio::task::block_in_place(|| store.ack(&ack.seqs))?;
-                            inflight.acked(&ack.seqs);
-                            current.acked += removed as u64;
-                            current.last_ack = crate::clock::SystemClock.sane_now();
+                            let awaited = inflight.acked(&ack.seqs);
+                            let ignored = ack.seqs.len() - awaited.len();
+                            if ignored > 0 {
+                                if current.acks_ignored == 0 {
+                                    tracing::warn!(ignored, "Ignoring acks for summaries not awaiting one (forged or duplicated); counted in storefront_sync_acks_ignored_total");
+                                }
+                                current.acks_ignored += ignored as u64;
+                            }
+                            if !awaited.is_empty() {
+                                let removed = tokio::task::block_in_place(|| store.ack(&awaited))?;
+                                current.acked += removed as u64;
+                                current.last_ack = crate::clock::SystemClock.sane_now();
+                            }
                         }
                         Ok(ack) => tracing::warn!(store = %ack.store_id, "Ignoring an ack for another store"),
                         Err(error) => tracing::warn!(%error, "Ignoring a malformed ack"),
@@ -243,16 +269,28 @@ mod tests {
         inflight.sent(1, t0);
         assert!(!inflight.due(1, t0 + Duration::from_secs(29), timeout));
         assert!(inflight.due(1, t0 + Duration::from_secs(30), timeout));
-        inflight.acked(&[1]);
+        assert_eq!(inflight.acked(&[1]), vec![1]);
         assert_eq!(inflight.in_flight(), 0);
     }
 
     #[test]
-    fn a_reconnect_makes_everything_due_again() {
+    fn a_reconnect_makes_everything_due_again_and_still_awaiting_its_ack() {
         let mut inflight = Inflight::default();
         let t0 = Instant::now();
         inflight.sent(7, t0);
         inflight.forget();
         assert!(inflight.due(7, t0, Duration::from_secs(30)));
+        assert_eq!(inflight.in_flight(), 0);
+        assert_eq!(inflight.acked(&[7]), vec![7]);
+    }
+
+    #[test]
+    fn an_ack_removes_only_what_was_published_and_awaits_it() {
+        let mut inflight = Inflight::default();
+        let t0 = Instant::now();
+        inflight.sent(3, t0);
+        // 1 and 2 were never published; 3 is awaited once (a repeated ack names nothing).
+        assert_eq!(inflight.acked(&[1, 2, 3, 3]), vec![3]);
+        assert!(inflight.acked(&[3]).is_empty());
     }
 }

@@ -25,7 +25,10 @@ const STALE_AFTER_MS: i64 = 5 * 60_000;
 pub struct EngineView {
     /// The engine's clock: the wall clock live, the latest event time in replays and demos.
     pub now: Timestamp,
+    /// Windows not in the store yet: the engine's open ones, and final ones not committed.
     pub provisional: Vec<WindowSummary>,
+    /// Start of the oldest window the engine has not made final.
+    pub oldest_open: Option<Timestamp>,
     pub devices_in_store: u64,
     pub stats: IngestStats,
     pub windows_final_total: u64,
@@ -36,15 +39,25 @@ pub struct EngineView {
 }
 
 impl EngineView {
+    /// The engine's open windows, and the final ones not committed yet (`uncommitted`), are
+    /// the view's provisional windows: readers merge them with the store, the store winning.
     pub fn of(
         engine: &Engine,
+        uncommitted: &[SummaryPayload],
         now: Timestamp,
         windows_final_total: u64,
         last_seen: &BTreeMap<String, Timestamp>,
     ) -> Self {
+        let mut provisional = engine.provisional_windows();
+        let oldest_open = provisional.iter().map(|w| w.window_start).min();
+        provisional.extend(uncommitted.iter().filter_map(|payload| match payload {
+            SummaryPayload::Window(window) => Some(window.clone()),
+            SummaryPayload::Daily(_) => None,
+        }));
         EngineView {
             now,
-            provisional: engine.provisional_windows(),
+            provisional,
+            oldest_open,
             devices_in_store: engine.live().devices_in_store as u64,
             stats: engine.stats().clone(),
             windows_final_total,
@@ -102,6 +115,8 @@ impl AgentView {
         )
     }
 
+    /// Today's windows: stored ones, and the view's others. The view is read before the store:
+    /// a window committed in between is then in the store, so none is missed.
     fn today_windows(&self, now: Timestamp) -> Vec<WindowSummary> {
         let view = self.engine.borrow().clone();
         let calendar = self.calendar();
@@ -111,10 +126,12 @@ impl AgentView {
             .store
             .windows(start, now.plus_millis(1))
             .unwrap_or_default();
+        let stored: std::collections::BTreeSet<Timestamp> =
+            windows.iter().map(|w| w.window_start).collect();
         windows.extend(
             view.provisional
                 .iter()
-                .filter(|w| w.local_date == today.to_string())
+                .filter(|w| w.local_date == today.to_string() && !stored.contains(&w.window_start))
                 .cloned(),
         );
         windows
@@ -244,7 +261,7 @@ impl DashboardSource for AgentView {
             sync: SyncView {
                 connected: sync.connected,
                 last_ack: sync.last_ack,
-                backlog: sync.outbox_len,
+                backlog: self.store.outbox_len(),
             },
             ready: view.ready,
         }
@@ -270,7 +287,6 @@ impl DashboardSource for AgentView {
                 dropped.insert("core_stopped".to_owned(), live.undelivered);
             }
         }
-        let oldest_open = view.provisional.iter().map(|w| w.window_start).min();
         let age = |t: Option<Timestamp>| {
             t.map_or(0.0, |t| view.now.millis_since(t).max(0) as f64 / 1000.0)
         };
@@ -280,8 +296,9 @@ impl DashboardSource for AgentView {
             events_dropped_total: dropped,
             windows_final_total: view.windows_final_total,
             outbox_depth: self.store.outbox_len(),
+            sync_acks_ignored_total: self.sync.borrow().acks_ignored,
             sync_lag_seconds: age(self.oldest_unacked_end()),
-            window_finality_lag_seconds: age(oldest_open),
+            window_finality_lag_seconds: age(view.oldest_open),
             sled_size_bytes: Some(self.store.size_on_disk()),
         }
     }

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use storefront_agent::events_file::EventWriter;
 use storefront_agent::replay::{ReplayOutput, finish};
 use storefront_config::StoreConfig;
@@ -185,7 +186,7 @@ pub fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, actual: &[T], exp
 /// succeeded.
 pub async fn finishes(mut agent: Child) {
     let status =
-        tokio::task::spawn_blocking(move || wait_exit(&mut agent, Duration::from_secs(120)))
+        tokio::task::spawn_blocking(move || wait_exit(&mut agent, Duration::from_secs(600)))
             .await
             .unwrap();
     assert!(status.success(), "agent exit: {status}");
@@ -206,4 +207,45 @@ pub fn assert_hq_holds_the_run(
     );
     assert_same("HQ's days", &hq.days(store), &days);
     (windows, days)
+}
+
+/// GET a JSON document from the agent's HTTP server.
+pub async fn get(url: &str) -> Value {
+    // One tiny HTTP/1.1 GET over a TcpStream: the tests need no HTTP client crate.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {url}: {head}");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+}
+
+pub fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
 }

@@ -271,6 +271,7 @@ pub fn metrics() -> MetricsView {
         events_dropped_total: BTreeMap::from([("channel_full".to_owned(), 1)]),
         windows_final_total: 96,
         outbox_depth: 4,
+        sync_acks_ignored_total: 3,
         sync_lag_seconds: 12.5,
         window_finality_lag_seconds: 930.0,
         sled_size_bytes: Some(1_048_576),

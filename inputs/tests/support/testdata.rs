@@ -1,4 +1,4 @@
-//! Loads `shared/testdata/scanner-messages.json` (real scanner-node MQTT messages) for tests
+//! Loads `testdata/scanner-messages.json` (real scanner-node MQTT messages) for tests
 //! and benches, giving each message the topic its system publishes on where the source did
 //! not record one.
 
@@ -27,7 +27,7 @@ pub struct Message {
 }
 
 pub fn path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/scanner-messages.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/scanner-messages.json")
 }
 
 /// Every message; panics with the path when the file is absent.
@@ -35,7 +35,7 @@ pub fn scanner_messages() -> Vec<Message> {
     let path = path();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "test vectors missing: cannot read {} ({e}); they live in shared/testdata beside the workspace",
+            "test vectors missing: cannot read {} ({e}); they live in testdata/ at the workspace root",
             path.display()
         )
     });

@@ -3,16 +3,16 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 
 // ---------------------------------------------------------------------------------------------
-// The shared corpus of real frames: /work/shared/testdata/ble-advertisements.json
+// The corpus of real frames: testdata/ble-advertisements.json at the workspace root
 // ---------------------------------------------------------------------------------------------
 
 fn corpus() -> Vec<Value> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/testdata/ble-advertisements.json");
+        .join("../testdata/ble-advertisements.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "the BLE test corpus {} is missing or unreadable ({e}); it lives in the shared \
-             testdata next to the repository",
+            "the BLE test corpus {} is missing or unreadable ({e}); it lives in testdata/ \
+             at the workspace root",
             path.display()
         )
     });
