@@ -42,7 +42,9 @@ pub fn free_port() -> Result<u16, BrokerError> {
         .map_err(BrokerError::NoPort)
 }
 
-fn wait_listening(port: u16, within: Duration) -> Result<(), BrokerError> {
+/// Waits until something accepts TCP connections on 127.0.0.1:`port` (e.g. a broker's second
+/// listener).
+pub fn wait_listening(port: u16, within: Duration) -> Result<(), BrokerError> {
     let started = Instant::now();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     while started.elapsed() < within {
