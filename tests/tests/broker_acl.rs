@@ -158,10 +158,14 @@ impl ChainBroker {
             &format!("persistence_location {dir_text}/data/\n"),
         );
         config = config.replace("/etc/mosquitto/storefront/", &format!("{dir_text}/"));
-        let settings = config.lines().filter(|l| !l.starts_with('#'));
-        for line in settings.filter(|l| l.contains("/etc/") || l.contains("/var/")) {
-            panic!("a path of the shipped mosquitto.conf is not swapped: {line}");
-        }
+        let unswapped: Vec<_> = config
+            .lines()
+            .filter(|l| !l.starts_with('#') && (l.contains("/etc/") || l.contains("/var/")))
+            .collect();
+        assert!(
+            unswapped.is_empty(),
+            "paths of the shipped mosquitto.conf not swapped for temporary ones: {unswapped:?}"
+        );
         if login == Login::Certificate {
             config = swap(
                 &config,
