@@ -1,6 +1,7 @@
 //! `agent`: the storefront gateway agent's command line. Glue only: parse the CLI, set up
 //! logging, call into the library modules.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -329,8 +330,10 @@ fn init_tracing(json: bool) {
         // rumqttd (the embedded broker) logs every connect and disconnect, at error level
         // too; its real failures show as our clients' connection errors.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
+    // Colour codes only for a person at a terminal: journald and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

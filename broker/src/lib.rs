@@ -21,6 +21,14 @@ pub enum BrokerError {
     NotListening { port: u16, waited: Duration },
     #[error("embedded broker config is invalid: {0}")]
     Config(String),
+    #[error(
+        "cannot start the embedded MQTT broker on 127.0.0.1:{port}: {source} (another broker, \
+         e.g. mosquitto, may own it); fix: stop it, or use it instead of the embedded broker \
+         (`--broker mqtt://127.0.0.1:{port}`, or `sync.broker = \"mqtt://127.0.0.1:{port}\"`)"
+    )]
+    PortInUse { port: u16, source: std::io::Error },
+    #[error("the embedded MQTT broker on port {port} stopped while starting (see its log)")]
+    EmbeddedStopped { port: u16 },
     #[error("CI=true and mosquitto is not installed: tests need a real broker in CI")]
     MosquittoMissingInCi,
 }
@@ -34,7 +42,9 @@ pub fn free_port() -> Result<u16, BrokerError> {
         .map_err(BrokerError::NoPort)
 }
 
-fn wait_listening(port: u16, within: Duration) -> Result<(), BrokerError> {
+/// Waits until something accepts TCP connections on 127.0.0.1:`port` (e.g. a broker's second
+/// listener).
+pub fn wait_listening(port: u16, within: Duration) -> Result<(), BrokerError> {
     let started = Instant::now();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     while started.elapsed() < within {
@@ -60,9 +70,14 @@ pub struct EmbeddedBroker {
 }
 
 impl EmbeddedBroker {
-    /// Starts rumqttd on 127.0.0.1:`port` (0 picks a free port).
+    /// Starts rumqttd on 127.0.0.1:`port` (0 picks a free port). A port another server
+    /// listens on is an error: answering connections there does not make it ours.
     pub fn start(port: u16) -> Result<EmbeddedBroker, BrokerError> {
         let port = if port == 0 { free_port()? } else { port };
+        // rumqttd binds in a thread of its own and only logs a failure, so bind first here
+        // (released at once: rumqttd takes no listener).
+        TcpListener::bind(("127.0.0.1", port))
+            .map_err(|source| BrokerError::PortInUse { port, source })?;
         // rumqttd's `Config::default()` has zero limits and rejects every connection: these
         // are the smallest settings that carry a store's traffic with headroom.
         let text = format!(
@@ -87,16 +102,20 @@ dynamic_filters = true
         );
         let config: rumqttd::Config =
             toml::from_str(&text).map_err(|e| BrokerError::Config(e.to_string()))?;
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("embedded-mqtt".into())
             .spawn(move || {
                 let mut broker = rumqttd::Broker::new(config);
+                // `start` returns only once every listener has ended (or never bound).
                 if let Err(e) = broker.start() {
                     tracing::error!(error = %e, "Embedded MQTT broker stopped");
                 }
             })
             .map_err(BrokerError::Spawn)?;
         wait_listening(port, Duration::from_secs(10))?;
+        if thread.is_finished() {
+            return Err(BrokerError::EmbeddedStopped { port });
+        }
         tracing::info!(port, "Embedded MQTT broker listening");
         Ok(EmbeddedBroker { port })
     }
