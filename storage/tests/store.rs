@@ -263,8 +263,8 @@ fn corrupt_record_is_detected() {
     store.flush().unwrap();
     drop(store);
 
-    // A flipped bit in the checkpoint's payload.
-    garble(&options.path, "checkpoint", b"current", |v| {
+    // A flipped bit in the checkpoint's payload (its first and only chunk).
+    garble(&options.path, "checkpoint", b"current/\0\0\0\0", |v| {
         let i = v.len() - 3;
         v[i] ^= 0x20;
     });
@@ -334,7 +334,7 @@ fn corrupt_database_is_moved_aside() {
     drop(conf);
 
     let (store, report) = Store::open(options.clone()).unwrap();
-    let aside = report.moved_aside.expect("moved aside");
+    let aside = report.moved_aside.expect("moved aside").path;
     assert!(
         aside
             .file_name()
@@ -452,4 +452,29 @@ fn the_outbox_carries_redacted_distributions_and_the_windows_tree_keeps_them_who
         .unwrap();
     assert_eq!(kept, vec![window.clone()]);
     assert!(kept[0].funnel.zones["entrance"].dwell.median().is_some());
+}
+
+#[test]
+fn a_waiter_wakes_when_a_commit_makes_entries_visible_and_when_they_are_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(&options(dir.path())));
+    let seen = store.outbox_version();
+    assert_eq!(
+        store.wait_for_outbox_change(seen, std::time::Duration::from_millis(10)),
+        seen,
+        "nothing changed: the wait times out"
+    );
+    let waiter = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let now = store.wait_for_outbox_change(seen, std::time::Duration::from_secs(120));
+            (now, store.outbox(None, 10).unwrap())
+        })
+    };
+    let sent = store.commit(&[w(0, 0)], &cp(1)).unwrap();
+    let (now, visible) = waiter.join().unwrap();
+    assert_ne!(now, seen);
+    assert_eq!(visible, sent, "woken once the entry is visible");
+    store.ack(&[sent[0].seq]).unwrap();
+    assert_ne!(store.outbox_version(), now);
 }

@@ -197,8 +197,8 @@ impl Core {
         )));
     }
 
-    /// Stores the final summaries and the checkpoint atomically, flushes, then tells the sync
-    /// task. Nothing derived from a commit is published before its flush returned.
+    /// Stores the final summaries and the checkpoint atomically and durably (the store shows
+    /// sync a commit's entries only once it is on disk).
     fn commit(&mut self, report: &mut CoreReport) -> Result<()> {
         let mut finals = Vec::new();
         while let Some(window) = self.engine.poll_window() {
@@ -213,12 +213,10 @@ impl Core {
             source_cursor: self.cursor,
         };
         let store = self.store.clone();
-        let stored = tokio::task::block_in_place(|| -> Result<_> {
-            let stored = store
+        let stored = tokio::task::block_in_place(|| {
+            store
                 .commit(&finals, &checkpoint)
-                .context("cannot commit summaries and checkpoint")?;
-            store.flush().context("cannot flush the store")?;
-            Ok(stored)
+                .context("cannot commit summaries and checkpoint")
         })?;
         report.commits += 1;
         self.publish_view();
