@@ -10,7 +10,14 @@ fn agent_demo_leaves_a_directory_with_files_it_did_not_create_untouched() {
     std::fs::write(&precious, "\\chapter{Results}\n").unwrap();
 
     let mut demo = Command::new(env!("CARGO_BIN_EXE_agent"))
-        .args(["demo", "--speed", "100000", "--http", "127.0.0.1:0", "--data"])
+        .args([
+            "demo",
+            "--speed",
+            "100000",
+            "--http",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -29,7 +36,10 @@ fn agent_demo_leaves_a_directory_with_files_it_did_not_create_untouched() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(precious.exists(), "agent demo deleted a file it did not create");
+    assert!(
+        precious.exists(),
+        "agent demo deleted a file it did not create"
+    );
     let status = status.expect("agent demo refuses at once");
     assert!(!status.success());
     let mut stderr = String::new();

@@ -96,8 +96,8 @@ mod record;
 mod store;
 
 pub use error::{Corruption, StoreError};
-pub use record::FORMAT_VERSION;
 pub use path::MARKER;
+pub use record::FORMAT_VERSION;
 pub use store::{
     CHECKPOINT_CHUNK_BYTES, Checkpoint, FLUSH_EVERY_MS, MovedAside, OpenReport, SEGMENT_SIZE,
     ShedCounts, StorageStats, Store, StoreOptions,

@@ -391,11 +391,7 @@ fn salvage_outbox(path: &Path) -> (Vec<SyncMessage>, u64, Option<String>) {
     match scanned {
         Ok(Ok(scan)) => (messages, scan.bad.len() as u64, None),
         Ok(Err((scan, e))) => (messages, scan.bad.len() as u64, Some(e.to_string())),
-        Err(_) => (
-            messages,
-            0,
-            Some("sled panicked reading the outbox".into()),
-        ),
+        Err(_) => (messages, 0, Some("sled panicked reading the outbox".into())),
     }
 }
 
@@ -591,11 +587,12 @@ impl Store {
                 .checkpoint
                 .get(LEGACY_CHECKPOINT)
                 .map_err(sled_err("read", CHECKPOINT))?;
-            return legacy.map(|bytes| decode(&bytes, CHECKPOINT, &name)).transpose();
+            return legacy
+                .map(|bytes| decode(&bytes, CHECKPOINT, &name))
+                .transpose();
         }
         let mut bytes = Vec::new();
-        let mut expected = 0u32;
-        for item in self.checkpoint.scan_prefix(CHUNK_PREFIX) {
+        for (expected, item) in (0u32..).zip(self.checkpoint.scan_prefix(CHUNK_PREFIX)) {
             let (key, chunk) = item.map_err(sled_err("scan", CHECKPOINT))?;
             if chunk_index(&key) != Some(expected) {
                 return Err(StoreError::Corrupt {
@@ -605,7 +602,6 @@ impl Store {
                 });
             }
             bytes.extend_from_slice(&chunk);
-            expected += 1;
         }
         drop(state);
         // The envelope's checksum covers the whole checkpoint, across its chunks.
@@ -638,7 +634,10 @@ impl Store {
                 SummaryPayload::Window(_) => (&self.windows, WINDOWS),
                 SummaryPayload::Daily(_) => (&self.days, DAYS),
             };
-            if tree.contains_key(&tree_key).map_err(sled_err("read", name))? {
+            if tree
+                .contains_key(&tree_key)
+                .map_err(sled_err("read", name))?
+            {
                 continue;
             }
             let value = match payload {
@@ -669,8 +668,7 @@ impl Store {
         }
         let mut state = self.state();
         let mut seen = HashSet::new();
-        let payloads: Vec<SummaryPayload> =
-            messages.iter().map(|m| m.payload.clone()).collect();
+        let payloads: Vec<SummaryPayload> = messages.iter().map(|m| m.payload.clone()).collect();
         let entries = messages
             .into_iter()
             .filter(|m| seen.insert(m.key.clone()))
@@ -760,7 +758,10 @@ impl Store {
             }
             let message = SyncMessage::new(seq, entry.key, entry.payload);
             let okey = outbox_key(seq, kind, start);
-            outbox_writes.push((okey, encode(&message, OUTBOX, &|| describe_outbox_key(&okey))?));
+            outbox_writes.push((
+                okey,
+                encode(&message, OUTBOX, &|| describe_outbox_key(&okey))?,
+            ));
             messages.push(message);
         }
         let outbox_removals: Vec<[u8; 17]> = shed

@@ -90,7 +90,9 @@ const KEY_TEXT: &str = "storefront-pseudonym-key v1\nperiod_start=2026-11-23\nke
 
 /// A product database holding 3 summaries (one acked) and a key file, then damaged: its
 /// sequence counter record fails its checksum, so it cannot be trusted to number new entries.
-fn damaged_database(options: &storefront_storage::StoreOptions) -> Vec<storefront_protocol::SyncMessage> {
+fn damaged_database(
+    options: &storefront_storage::StoreOptions,
+) -> Vec<storefront_protocol::SyncMessage> {
     let store = open(options);
     std::fs::write(options.path.join(KEY_FILE), KEY_TEXT).unwrap();
     let sent = store.commit(&[w(0, 0), w(0, 1), d(0)], &cp(1)).unwrap();
@@ -111,8 +113,7 @@ fn damaged_database(options: &storefront_storage::StoreOptions) -> Vec<storefron
 }
 
 #[test]
-fn a_damaged_product_database_is_moved_aside_without_its_key_and_its_unsent_outbox_carried_over()
-{
+fn a_damaged_product_database_is_moved_aside_without_its_key_and_its_unsent_outbox_carried_over() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = options(dir.path());
     options.secret_files = vec![KEY_FILE.to_owned()];
@@ -163,7 +164,9 @@ fn an_unreadable_damaged_database_is_moved_aside_and_its_lost_outbox_reported() 
     let aside = report.moved_aside.expect("moved aside");
     assert!(!aside.path.join(KEY_FILE).exists());
     assert_eq!(aside.outbox_carried, 0);
-    let why = aside.outbox_unreadable.expect("the lost outbox is reported");
+    let why = aside
+        .outbox_unreadable
+        .expect("the lost outbox is reported");
     assert!(!why.is_empty());
     assert_eq!(store.outbox_len(), 0);
 }

@@ -478,3 +478,43 @@ fn a_waiter_wakes_when_a_commit_makes_entries_visible_and_when_they_are_acked() 
     store.ack(&[sent[0].seq]).unwrap();
     assert_ne!(store.outbox_version(), now);
 }
+
+#[test]
+fn a_database_from_before_the_marker_is_recognised_and_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(dir.path());
+    let store = open(&options);
+    let sent = store.commit(&[w(0, 0)], &cp(1)).unwrap();
+    drop(store);
+    let marker = options.path.join(storefront_storage::MARKER);
+    std::fs::remove_file(&marker).unwrap();
+
+    let store = open(&options);
+    assert_eq!(store.outbox(None, 10).unwrap(), sent);
+    assert!(marker.exists(), "marked once it opened");
+}
+
+#[test]
+fn a_database_of_a_newer_format_is_refused_and_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(dir.path());
+    drop(open(&options));
+    let marker = options.path.join(storefront_storage::MARKER);
+    std::fs::write(&marker, "storefront-store v9\n").unwrap();
+
+    let err = Store::open(options.clone()).err().expect("refused");
+    assert!(
+        matches!(err, StoreError::NewerFormat { found: 9, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "storefront-store v9\n"
+    );
+    let siblings: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(siblings, ["db"]);
+}
