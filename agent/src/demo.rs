@@ -3,7 +3,7 @@
 //! HQ collector — and at the end the store's funnel, HQ's copy and the ground truth side by
 //! side. Succeeds only if HQ's copy equals the agent's final windows.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +39,8 @@ pub struct DemoArgs {
     /// Serve the store's dashboard here while the day plays (open it in a browser).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: std::net::SocketAddr,
-    /// Working directory for the agent's and HQ's databases (emptied first).
+    /// Working directory for the agent's and HQ's databases: a new or empty directory, or one
+    /// an earlier demo made (its databases are removed first).
     #[arg(long, default_value = "storefront-demo")]
     pub data: PathBuf,
 }
@@ -53,13 +54,65 @@ fn example_config(profile: ProfileName) -> &'static str {
     }
 }
 
-pub async fn run(args: DemoArgs) -> Result<()> {
-    if args.data.exists() {
-        std::fs::remove_dir_all(&args.data)
-            .with_context(|| format!("cannot empty {}", args.data.display()))?;
+/// Marks a directory as the demo's: only such a directory is emptied by a later demo.
+const DEMO_MARKER: &str = "storefront-demo";
+/// What the demo creates in its directory (the agent's and HQ's databases).
+const DEMO_CREATED: [&str; 2] = ["agent", "hq"];
+
+/// Makes `dir` ready for a fresh demo: creates it, or removes what an earlier demo left in it.
+/// A directory holding anything the demo did not create is refused and left as it is.
+fn prepare_data_dir(dir: &Path) -> Result<()> {
+    let names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("--data: cannot list {}", dir.display()))?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => {
+            return Err(error).with_context(|| {
+                format!(
+                    "--data {}: not a directory the demo can use; fix: give --data a new or empty directory",
+                    dir.display()
+                )
+            });
+        }
+    };
+    let is_demo = names.iter().any(|n| n == DEMO_MARKER);
+    let mut foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| !is_demo || (*n != DEMO_MARKER && !DEMO_CREATED.contains(&n.as_str())))
+        .collect();
+    if !foreign.is_empty() {
+        foreign.sort();
+        let shown: Vec<&str> = foreign.iter().take(3).map(|n| n.as_str()).collect();
+        bail!(
+            "--data {}: the directory holds {}{}, which `agent demo` did not create; nothing was \
+             deleted. fix: give --data a new or empty directory (default: storefront-demo)",
+            dir.display(),
+            shown.join(", "),
+            match foreign.len() - shown.len() {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            }
+        );
     }
-    std::fs::create_dir_all(&args.data)
-        .with_context(|| format!("cannot create {}", args.data.display()))?;
+    for name in DEMO_CREATED {
+        let created = dir.join(name);
+        if created.exists() {
+            std::fs::remove_dir_all(&created)
+                .with_context(|| format!("cannot remove {}", created.display()))?;
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(
+        dir.join(DEMO_MARKER),
+        "This directory holds the databases of `agent demo`; the next demo run empties it.\n",
+    )
+    .with_context(|| format!("cannot write in {}", dir.display()))
+}
+
+pub async fn run(args: DemoArgs) -> Result<()> {
+    prepare_data_dir(&args.data)?;
 
     let broker = match &args.broker {
         Some(url) => broker_address(url)?,

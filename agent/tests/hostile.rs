@@ -1,11 +1,12 @@
 //! The agent's threat model, one test per attack or failure it must survive (issue "Field-
-//! hardened"): a flaky uplink, forged messages on the store's topics, readers racing commits.
+//! hardened"): a flaky uplink, forged messages on the store's topics, readers racing commits,
+//! signals, a careless user's paths.
 //! Each test failed before its fix; the comment says how.
 
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use storefront_agent::daemon::source::Source;
@@ -312,4 +313,56 @@ impl LogLines {
         }
         None
     }
+}
+
+/// Before: `agent demo --data .` deleted every file in the directory.
+#[test]
+fn agent_demo_leaves_a_directory_with_files_it_did_not_create_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("thesis.tex");
+    std::fs::write(&precious, "\\chapter{Results}\n").unwrap();
+
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args([
+            "demo",
+            "--speed",
+            "100000",
+            "--http",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Refused at once, or (the defect) the file deleted while the demo plays: whichever first.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = demo.try_wait().unwrap() {
+            break Some(status);
+        }
+        if !precious.exists() || Instant::now() > deadline {
+            demo.kill().unwrap();
+            demo.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        precious.exists(),
+        "agent demo deleted a file it did not create"
+    );
+    let status = status.expect("agent demo refuses at once");
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut demo.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("thesis.tex"), "{stderr}");
+    assert!(stderr.contains("fix"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["thesis.tex"], "nothing created either");
 }

@@ -11,6 +11,23 @@ pub enum StoreError {
         "the database at {path} is in use by another process (is another agent running?): {source}"
     )]
     Locked { path: PathBuf, source: sled::Error },
+    /// `storage.path` names something that is not this product's database. Nothing was changed.
+    #[error(
+        "{path} is not the agent's database: {problem}; nothing was changed. fix: set \
+         storage.path to a missing or empty directory for the agent's database (it is created), \
+         or move what is there away"
+    )]
+    NotOurs { path: PathBuf, problem: String },
+    #[error(
+        "the database at {path} was written by a newer agent (directory format {found}); nothing \
+         was changed. fix: run that newer agent, or set storage.path to another directory"
+    )]
+    NewerFormat { path: PathBuf, found: u32 },
+    #[error("cannot look at the storage path {path}: {source}")]
+    Inspect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the database at {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
     #[error("cannot move the damaged database at {path} aside to {to}: {source}")]
@@ -63,4 +80,6 @@ pub enum Corruption {
     Decode(serde_json::Error),
     #[error("the key is not a valid key of this tree")]
     BadKey,
+    #[error("the record is missing")]
+    Missing,
 }

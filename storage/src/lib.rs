@@ -3,7 +3,7 @@
 //! checkpoint. sled stays behind this one module and its narrow interface ([`Store`]).
 //!
 //! # Layout
-//! Five sled trees. Every value is an envelope `[FORMAT_VERSION u8][crc32 of payload u32 LE]
+//! Five sled trees in a directory marked by a [`MARKER`] file. Every value is an envelope `[FORMAT_VERSION u8][crc32 of payload u32 LE]
 //! [payload]` (`record.rs`), checked on every read: a failing record is a
 //! [`StoreError::Corrupt`] naming its tree and key, never a panic.
 //!
@@ -13,7 +13,7 @@
 //! | `days` | `local_date` (`YYYY-MM-DD`) | [`DailySummary`] |
 //! | `outbox` | `[seq u64 BE][kind u8][window_start]` | [`SyncMessage`] |
 //! | `meta` | `next_seq`, `shed`, `store_id` | counters |
-//! | `checkpoint` | `current` | [`Checkpoint`] |
+//! | `checkpoint` | `current/<n>` (n u32 BE) | chunk `n` of one [`Checkpoint`] envelope |
 //!
 //! The payload is JSON, not postcard: postcard is positional and cannot read back the
 //! protocol types, which skip absent fields (`skip_serializing_if` on `Funnel::door_in`,
@@ -24,9 +24,11 @@
 //!
 //! # Durability
 //! [`Store::commit`] is one sled transaction over all trees: summaries, their outbox entries,
-//! the sequence counter, shed counters and the checkpoint land together or not at all.
-//! Nothing committed is durable until [`Store::flush`] returns, and the agent publishes
-//! nothing derived from a commit before then.
+//! the sequence counter, shed counters and the checkpoint land together or not at all. It then
+//! flushes (below), and only then shows the new entries to [`Store::outbox`], which reads
+//! through the in-memory index of durable entries rather than sled's tree (which holds
+//! committed entries before they are on disk): durable, then visible to sync, is one operation.
+//! [`Store::wait_for_outbox_change`] lets a task wait for the outbox to change.
 //!
 //! sled's own `flush()` is not an fsync on Linux: it writes its log and calls
 //! `sync_file_range`, which neither persists the file's size nor flushes the device's write
@@ -40,6 +42,7 @@
 //! is measured in the `store_day_figures` test (ignored; run it with `--release -- --ignored
 //! --nocapture`): on this machine's virtual disk a flush takes 0.2 ms without the fsyncs and
 //! 0.4 ms (p99 1.2 ms) with them; expect a few to tens of ms on an SD card, once a minute.
+//! [`Store::flush`] is also public, for acks and prunes (a commit flushes by itself).
 //!
 //! # Space and wear
 //! One store-day (96 windows, one daily summary, a 200 KB checkpoint committed and flushed
@@ -47,16 +50,37 @@
 //! (sled's log keeps dead segments until it reuses them; over two days it grew to 59 MB). The
 //! summaries are ~1 MB of that (a window is 5.2 KB as JSON, stored twice: `windows` and
 //! `outbox`); the checkpoint is the rest, so how often and how big the agent checkpoints is
-//! what wears the card. [`SEGMENT_SIZE`] keeps the checkpoint in the log (see there).
+//! what wears the card.
+//!
+//! The checkpoint is stored in [`CHECKPOINT_CHUNK_BYTES`] chunks (`current/0`, `current/1`,
+//! ...; extra chunks of a larger previous checkpoint removed in the same transaction; the
+//! envelope's checksum covers the whole), so that it stays in sled's log, whose segments sled
+//! reuses. Stored whole, a checkpoint over a quarter of [`SEGMENT_SIZE`] (thousands of devices
+//! present) went to a blob file at every commit, and sled reclaimed none while open: 200
+//! commits of 5 MB left 1 GB on disk. In chunks the same run stays at 42-52 MB (600 commits:
+//! no growth), the live checkpoint plus dead segments waiting for reuse
+//! (`tests/checkpoint_space.rs`).
 //!
 //! Writes made between flushes (acks, prunes) are written by sled's background flusher every
 //! [`FLUSH_EVERY_MS`]; losing them in a power cut is harmless: an ack lost re-sends a summary
 //! that HQ upserts by its [`IdempotencyKey`], a prune lost is redone.
 //!
-//! A database sled cannot open (corrupt files, a panic inside sled, a corrupt counter record)
-//! is renamed to `<path>.corrupt-<unix-seconds>` and a fresh one started ([`OpenReport`]), so
-//! the agent starts rather than crash-loops; a database locked by another process is an error
-//! and is left alone.
+//! # Whose directory
+//! The store uses, and may move aside, only a directory it recognises as its own database: a
+//! missing or empty one (it writes the [`MARKER`] first), one holding the marker, or one from
+//! before the marker holding sled's files (`conf`, `db`, `blobs/`, `snap.*`) and nothing else
+//! but the [`StoreOptions::secret_files`] (the agent's pseudonym key). A regular file, a
+//! directory with anything else in it, or a marker of a later format is an error naming the
+//! path and the fix ([`StoreError::NotOurs`]), and nothing is renamed or created.
+//!
+//! A database of ours that sled cannot open (corrupt files, a panic inside sled, a corrupt
+//! counter record) is renamed to `<path>.corrupt-<unix-seconds>` and a fresh one started, so
+//! the agent starts rather than crash-loops. The secret files in the copy are destroyed
+//! (overwritten, then removed). Its outbox is read if sled can open the copy: every record
+//! passing its checksum goes into the fresh outbox (new sequence numbers, the same idempotency
+//! keys, so HQ stores each once); what could not be read is counted or explained in
+//! [`MovedAside`] and logged as an error naming the copy. A database locked by another process
+//! is an error and is left alone.
 //!
 //! # Privacy
 //! Only summaries and the engine's opaque snapshot are stored; nothing raw reaches this crate.
@@ -67,12 +91,14 @@
 //! [`IdempotencyKey`]: storefront_protocol::IdempotencyKey
 
 mod error;
+mod path;
 mod record;
 mod store;
 
 pub use error::{Corruption, StoreError};
+pub use path::MARKER;
 pub use record::FORMAT_VERSION;
 pub use store::{
-    Checkpoint, FLUSH_EVERY_MS, OpenReport, SEGMENT_SIZE, ShedCounts, StorageStats, Store,
-    StoreOptions,
+    CHECKPOINT_CHUNK_BYTES, Checkpoint, FLUSH_EVERY_MS, MovedAside, OpenReport, SEGMENT_SIZE,
+    ShedCounts, StorageStats, Store, StoreOptions,
 };

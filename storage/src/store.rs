@@ -3,8 +3,8 @@ use std::convert::Infallible;
 use std::ffi::OsString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,7 @@ use storefront_protocol::{
 };
 use tracing::{error, warn};
 
+use crate::path::{self, Ownership};
 use crate::record::{
     decode, encode, outbox_key, parse_outbox_key, time_from_key, time_key, utc_date,
 };
@@ -24,17 +25,21 @@ use crate::{Corruption, StoreError};
 /// sled's background flush interval. Every flush that has something to write appends a
 /// (partly filled) chunk to the log and fsyncs it; on an SD card each costs a read-modify-write
 /// of a whole erase block, so fewer, larger flushes wear it less. Commits do not depend on it
-/// (the agent calls [`Store::flush`] after each), only acks and prunes do, and losing those is
-/// harmless (see the crate docs). 5 s merges the acks of a sync round into one write.
+/// ([`Store::commit`] flushes), only acks and prunes do, and losing those is harmless (see the
+/// crate docs). 5 s merges the acks of a sync round into one write.
 pub const FLUSH_EVERY_MS: u64 = 5_000;
 
-/// sled's log segment size; values over a quarter of it go to separate blob files. sled's
-/// 512 KiB default puts the ~200 KB checkpoint in a new blob file at every commit (a file
-/// created, fsynced and later deleted each minute) and kept 130-290 MB of them on disk over two
-/// days; at 2 MiB the checkpoint stays in the log: 40-60 MB on disk, and a flush is one
-/// fdatasync. Part of the on-disk format: sled refuses to open a database written with
-/// another value (an error, see [`Store::open`]).
+/// sled's log segment size; a log message over a quarter of it (less a header) goes to a
+/// separate blob file, which sled writes once and never reclaims while the database is open.
+/// The checkpoint is therefore stored in [`CHECKPOINT_CHUNK_BYTES`] chunks, and sled keeps at
+/// most 17 values in a leaf node (it splits above 16), so a node of chunks stays in the log.
+/// Part of the on-disk format: sled refuses to open a database written with another value (an
+/// error, see [`Store::open`]).
 pub const SEGMENT_SIZE: usize = 2 * 1024 * 1024;
+
+/// Size of the checkpoint's chunks: a sled leaf of 17 of them (272 KiB) stays below the blob
+/// threshold ([`SEGMENT_SIZE`] / 4 = 512 KiB), with room for sled's headers and keys.
+pub const CHECKPOINT_CHUNK_BYTES: usize = 16 * 1024;
 
 const WINDOWS: &str = "windows";
 const DAYS: &str = "days";
@@ -45,7 +50,23 @@ const CHECKPOINT: &str = "checkpoint";
 const NEXT_SEQ: &[u8] = b"next_seq";
 const SHED: &[u8] = b"shed";
 const STORE_ID: &[u8] = b"store_id";
-const CURRENT: &[u8] = b"current";
+/// The whole checkpoint in one value, as databases before chunking stored it; removed by the
+/// first chunked commit.
+const LEGACY_CHECKPOINT: &[u8] = b"current";
+/// Chunk `n` of the checkpoint is `current/` followed by `n` as a big-endian u32.
+const CHUNK_PREFIX: &[u8] = b"current/";
+
+fn chunk_key(n: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(CHUNK_PREFIX);
+    key[8..].copy_from_slice(&n.to_be_bytes());
+    key
+}
+
+fn chunk_index(key: &[u8]) -> Option<u32> {
+    let n = key.strip_prefix(CHUNK_PREFIX)?;
+    Some(u32::from_be_bytes(n.try_into().ok()?))
+}
 
 /// Where and how big.
 #[derive(Clone, Debug)]
@@ -63,6 +84,10 @@ pub struct StoreOptions {
     /// Distributions over fewer values than this are sent as counts alone (METRICS.md
     /// k-anonymity, `privacy.min_count`).
     pub min_count: u64,
+    /// Names of files the product keeps in the database directory besides the database (the
+    /// agent's pseudonym key). They do not make the directory foreign, and they are destroyed
+    /// (overwritten, then removed) in a copy moved aside, as they may be secrets.
+    pub secret_files: Vec<String>,
 }
 
 impl StoreOptions {
@@ -75,6 +100,7 @@ impl StoreOptions {
             outbox_max_entries: 10_000,
             retention_days: 400,
             min_count: 5,
+            secret_files: Vec::new(),
         }
     }
 }
@@ -82,10 +108,26 @@ impl StoreOptions {
 /// What happened while opening.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OpenReport {
-    /// Set when a damaged database was moved here and a fresh one started.
-    pub moved_aside: Option<PathBuf>,
+    /// Set when a damaged database was moved aside and a fresh one started.
+    pub moved_aside: Option<MovedAside>,
     /// Outbox records that failed their checksum at open and were dropped.
     pub corrupt_outbox_dropped: u64,
+}
+
+/// A damaged database moved aside, and what became of its unsent outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MovedAside {
+    /// Where the damaged database is now (its secret files destroyed).
+    pub path: PathBuf,
+    /// Why it could not be used.
+    pub reason: String,
+    /// Outbox entries read from it and put in the fresh store's outbox (new sequence numbers,
+    /// the same idempotency keys, so HQ stores each once).
+    pub outbox_carried: u64,
+    /// Outbox records in it that failed their checksum: lost.
+    pub outbox_corrupt: u64,
+    /// Why its outbox could not be read (in full, or at all): what it still held is lost.
+    pub outbox_unreadable: Option<String>,
 }
 
 /// What the agent checkpoints: the engine's opaque snapshot plus the position of a replayable
@@ -130,8 +172,17 @@ type OutboxIndex = BTreeMap<u64, (SummaryKind, Timestamp)>;
 struct State {
     outbox: OutboxIndex,
     next_seq: u64,
+    /// Entries below this sequence number are on disk: the only ones [`Store::outbox`] shows
+    /// and [`Store::ack`] takes. Raised by each successful flush.
+    durable_below: u64,
+    /// Bumped whenever the entries [`Store::outbox`] shows change.
+    outbox_version: u64,
     shed: ShedCounts,
     store_id: Option<String>,
+    /// Chunks of the stored checkpoint (`current/0` ..).
+    checkpoint_chunks: u32,
+    /// A whole-value checkpoint from before chunking is stored.
+    legacy_checkpoint: bool,
     /// Blob files already fsynced (sled names them by log position, never reusing a name).
     synced_blobs: HashSet<OsString>,
 }
@@ -147,6 +198,29 @@ pub struct Store {
     checkpoint: sled::Tree,
     options: StoreOptions,
     state: Mutex<State>,
+    /// Notified with the state's `outbox_version`.
+    outbox_changed: Condvar,
+}
+
+/// A new outbox entry and, for a summary committed now, its record in `windows` or `days`.
+struct NewEntry {
+    key: IdempotencyKey,
+    payload: SummaryPayload,
+    record: Option<SummaryRecord>,
+}
+
+/// An encoded record of the `windows` (`is_window`) or `days` tree.
+struct SummaryRecord {
+    is_window: bool,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// What was read from an outbox tree.
+#[derive(Default)]
+struct OutboxScan {
+    /// Keys of records failing their checksum or with a malformed key.
+    bad: Vec<sled::IVec>,
 }
 
 fn sled_err(op: &'static str, tree: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
@@ -182,12 +256,67 @@ fn describe_outbox_key(key: &[u8]) -> String {
     }
 }
 
+/// Reads every record of an outbox tree, calling `good` with each sound one in key order.
+/// A failed read ends the scan with its error, after `good` saw everything before it.
+fn scan_outbox(
+    tree: &sled::Tree,
+    mut good: impl FnMut(u64, SummaryKind, Timestamp, SyncMessage),
+) -> Result<OutboxScan, (OutboxScan, sled::Error)> {
+    let mut scan = OutboxScan::default();
+    for item in tree.iter() {
+        let (key, value) = match item {
+            Ok(pair) => pair,
+            Err(e) => return Err((scan, e)),
+        };
+        let describe = || describe_outbox_key(&key);
+        match (
+            parse_outbox_key(&key),
+            decode::<SyncMessage>(&value, OUTBOX, &describe),
+        ) {
+            (Some((seq, kind, start)), Ok(message)) => good(seq, kind, start, message),
+            (_, Err(e)) => {
+                error!(error = %e, "Dropping a corrupt outbox record");
+                scan.bad.push(key);
+            }
+            (None, Ok(_)) => {
+                let e = StoreError::Corrupt {
+                    tree: OUTBOX,
+                    key: describe(),
+                    problem: Corruption::BadKey,
+                };
+                error!(error = %e, "Dropping a corrupt outbox record");
+                scan.bad.push(key);
+            }
+        }
+    }
+    Ok(scan)
+}
+
 /// Why an open attempt failed.
 enum OpenFailure {
     /// The database is damaged: move it aside and start fresh.
     Damaged(String),
     /// Anything else: report it, touch nothing.
     Fatal(StoreError),
+}
+
+/// sled's configuration for the database at `path`.
+fn sled_config(path: &Path, cache_capacity_bytes: u64) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity_bytes)
+        .flush_every_ms(Some(FLUSH_EVERY_MS))
+        .segment_size(SEGMENT_SIZE)
+}
+
+/// Opens a sled database; sled is beta: a panic on a damaged file is treated like a
+/// corruption error.
+fn open_sled(config: &sled::Config, path: &Path) -> Result<sled::Db, OpenFailure> {
+    match catch_unwind(AssertUnwindSafe(|| config.open())) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(classify_open_error(path, e)),
+        Err(_) => Err(OpenFailure::Damaged("sled panicked while opening".into())),
+    }
 }
 
 fn classify_open_error(path: &Path, source: sled::Error) -> OpenFailure {
@@ -230,9 +359,48 @@ fn classify_open_error(path: &Path, source: sled::Error) -> OpenFailure {
     }
 }
 
+/// The outbox of a database moved aside: its sound entries in sequence order, how many
+/// records failed their checksum, and why (part of) it could not be read.
+fn salvage_outbox(path: &Path) -> (Vec<SyncMessage>, u64, Option<String>) {
+    // A small cache and no background flusher: the copy is read once.
+    let config = sled_config(path, 1024 * 1024).flush_every_ms(None);
+    let db = match open_sled(&config, path) {
+        Ok(db) => db,
+        Err(OpenFailure::Damaged(reason)) => return (Vec::new(), 0, Some(reason)),
+        Err(OpenFailure::Fatal(e)) => return (Vec::new(), 0, Some(e.to_string())),
+    };
+    // Opening a tree creates it: look first.
+    if !db.tree_names().iter().any(|name| name == OUTBOX.as_bytes()) {
+        return (Vec::new(), 0, Some("it has no outbox tree".into()));
+    }
+    let tree = match catch_unwind(AssertUnwindSafe(|| db.open_tree(OUTBOX))) {
+        Ok(Ok(tree)) => tree,
+        Ok(Err(e)) => return (Vec::new(), 0, Some(e.to_string())),
+        Err(_) => {
+            return (
+                Vec::new(),
+                0,
+                Some("sled panicked opening the outbox".into()),
+            );
+        }
+    };
+    let mut messages = Vec::new();
+    let scanned = catch_unwind(AssertUnwindSafe(|| {
+        scan_outbox(&tree, |_, _, _, message| messages.push(message))
+    }));
+    match scanned {
+        Ok(Ok(scan)) => (messages, scan.bad.len() as u64, None),
+        Ok(Err((scan, e))) => (messages, scan.bad.len() as u64, Some(e.to_string())),
+        Err(_) => (messages, 0, Some("sled panicked reading the outbox".into())),
+    }
+}
+
 impl Store {
-    /// Opens (or creates) the database. A damaged database is moved aside and a fresh one
-    /// started ([`OpenReport::moved_aside`]); a locked one is [`StoreError::Locked`].
+    /// Opens (or creates) the database at `options.path`, if that path is this product's (see
+    /// the crate docs): anything else is [`StoreError::NotOurs`] and is left as it is. A damaged
+    /// database is moved aside, its secret files destroyed, a fresh one started and the
+    /// readable part of its outbox carried into the fresh one ([`OpenReport::moved_aside`]); a
+    /// locked one is [`StoreError::Locked`].
     pub fn open(options: StoreOptions) -> Result<(Store, OpenReport), StoreError> {
         if options.outbox_max_entries == 0 {
             return Err(StoreError::InvalidOptions(
@@ -244,66 +412,72 @@ impl Store {
                 "cache_capacity_bytes must be above 0".into(),
             ));
         }
+        let ownership = path::inspect(&options.path, &options.secret_files)?;
+        if ownership == Ownership::New {
+            path::mark(&options.path)?;
+        }
         let mut report = OpenReport::default();
-        match Self::try_open(&options, &mut report) {
-            Ok(store) => return Ok((store, report)),
+        let reason = match Self::try_open(&options, &mut report) {
+            Ok(store) => {
+                if ownership == Ownership::Unmarked {
+                    path::mark(&options.path)?;
+                }
+                return Ok((store, report));
+            }
+            Err(OpenFailure::Fatal(e)) => return Err(e),
+            Err(OpenFailure::Damaged(reason)) => reason,
+        };
+
+        let aside = path::move_aside(&options.path, &options.secret_files)?;
+        error!(
+            path = %options.path.display(),
+            moved_to = %aside.display(),
+            reason = %reason,
+            "Database damaged: moved it aside and started a fresh one"
+        );
+        path::mark(&options.path)?;
+        let store = match Self::try_open(&options, &mut report) {
+            Ok(store) => store,
             Err(OpenFailure::Fatal(e)) => return Err(e),
             Err(OpenFailure::Damaged(reason)) => {
-                let aside = Self::move_aside(&options.path)?;
-                error!(
-                    path = %options.path.display(),
-                    moved_to = %aside.display(),
-                    reason = %reason,
-                    "Database damaged: moved it aside and started a fresh one"
-                );
-                report.moved_aside = Some(aside);
+                return Err(StoreError::Open {
+                    path: options.path.clone(),
+                    source: sled::Error::Unsupported(format!(
+                        "a fresh database failed to open too: {reason}"
+                    )),
+                });
             }
+        };
+        let (messages, outbox_corrupt, outbox_unreadable) = salvage_outbox(&aside);
+        let outbox_carried = store.carry_over(messages)?;
+        if outbox_corrupt > 0 || outbox_unreadable.is_some() {
+            error!(
+                moved_to = %aside.display(),
+                carried = outbox_carried,
+                corrupt = outbox_corrupt,
+                unreadable = outbox_unreadable.as_deref().unwrap_or("-"),
+                "Part of the damaged database's unsent outbox is lost"
+            );
+        } else {
+            warn!(
+                moved_to = %aside.display(),
+                carried = outbox_carried,
+                "The damaged database's unsent outbox was carried into the fresh one"
+            );
         }
-        match Self::try_open(&options, &mut report) {
-            Ok(store) => Ok((store, report)),
-            Err(OpenFailure::Fatal(e)) => Err(e),
-            Err(OpenFailure::Damaged(reason)) => Err(StoreError::Open {
-                path: options.path.clone(),
-                source: sled::Error::Unsupported(format!(
-                    "a fresh database failed to open too: {reason}"
-                )),
-            }),
-        }
-    }
-
-    fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let base = format!("{}.corrupt-{secs}", path.display());
-        let mut to = PathBuf::from(&base);
-        let mut n = 1;
-        while to.exists() {
-            to = PathBuf::from(format!("{base}-{n}"));
-            n += 1;
-        }
-        std::fs::rename(path, &to).map_err(|source| StoreError::MoveAside {
-            path: path.to_owned(),
-            to: to.clone(),
-            source,
-        })?;
-        Ok(to)
+        report.moved_aside = Some(MovedAside {
+            path: aside,
+            reason,
+            outbox_carried,
+            outbox_corrupt,
+            outbox_unreadable,
+        });
+        Ok((store, report))
     }
 
     fn try_open(options: &StoreOptions, report: &mut OpenReport) -> Result<Store, OpenFailure> {
         let path = &options.path;
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(options.cache_capacity_bytes)
-            .flush_every_ms(Some(FLUSH_EVERY_MS))
-            .segment_size(SEGMENT_SIZE);
-        // sled is beta: a panic on a damaged file is treated like a corruption error.
-        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(classify_open_error(path, e)),
-            Err(_) => return Err(OpenFailure::Damaged("sled panicked while opening".into())),
-        };
+        let db = open_sled(&sled_config(path, options.cache_capacity_bytes), path)?;
         let open_tree = |name: &'static str| {
             catch_unwind(AssertUnwindSafe(|| db.open_tree(name)))
                 .map_err(|_| OpenFailure::Damaged(format!("sled panicked opening tree {name}")))?
@@ -333,43 +507,35 @@ impl Store {
             Some(v) => Some(decode::<String>(&v, META, &key_name(STORE_ID)).map_err(damaged)?),
             None => None,
         };
+        let last_chunk = checkpoint
+            .scan_prefix(CHUNK_PREFIX)
+            .keys()
+            .next_back()
+            .transpose()
+            .map_err(|e| damaged(sled_err("scan", CHECKPOINT)(e)))?;
+        let checkpoint_chunks = match last_chunk {
+            Some(key) => chunk_index(&key).map_or(0, |n| n.saturating_add(1)),
+            None => 0,
+        };
+        let legacy_checkpoint = checkpoint
+            .contains_key(LEGACY_CHECKPOINT)
+            .map_err(|e| damaged(sled_err("read", CHECKPOINT)(e)))?;
 
         // Index the outbox from its keys; drop records that fail their checksum.
         let mut index = OutboxIndex::new();
-        let mut bad_keys = Vec::new();
-        for item in outbox.iter() {
-            let (key, value) = item.map_err(|e| damaged(sled_err("scan", OUTBOX)(e)))?;
-            let describe = || describe_outbox_key(&key);
-            let parsed = parse_outbox_key(&key);
-            let checked = decode::<SyncMessage>(&value, OUTBOX, &describe);
-            match (parsed, checked) {
-                (Some((seq, kind, start)), Ok(_)) => {
-                    index.insert(seq, (kind, start));
-                }
-                (_, Err(e)) => {
-                    error!(error = %e, "Dropping a corrupt outbox record");
-                    bad_keys.push(key);
-                }
-                (None, Ok(_)) => {
-                    let e = StoreError::Corrupt {
-                        tree: OUTBOX,
-                        key: describe(),
-                        problem: Corruption::BadKey,
-                    };
-                    error!(error = %e, "Dropping a corrupt outbox record");
-                    bad_keys.push(key);
-                }
-            }
-        }
-        if !bad_keys.is_empty() {
+        let scan = scan_outbox(&outbox, |seq, kind, start, _| {
+            index.insert(seq, (kind, start));
+        })
+        .map_err(|(_, e)| damaged(sled_err("scan", OUTBOX)(e)))?;
+        if !scan.bad.is_empty() {
             let mut batch = sled::Batch::default();
-            for key in &bad_keys {
+            for key in &scan.bad {
                 batch.remove(key.clone());
             }
             outbox
                 .apply_batch(batch)
                 .map_err(|e| damaged(sled_err("remove corrupt records", OUTBOX)(e)))?;
-            report.corrupt_outbox_dropped = bad_keys.len() as u64;
+            report.corrupt_outbox_dropped = scan.bad.len() as u64;
         }
         // Never hand out a sequence number at or below one still in the outbox.
         let next_seq = index
@@ -387,10 +553,16 @@ impl Store {
             state: Mutex::new(State {
                 outbox: index,
                 next_seq,
+                // What sled recovered at open is all there is: it is as durable as it gets.
+                durable_below: next_seq,
+                outbox_version: 0,
                 shed,
                 store_id,
+                checkpoint_chunks,
+                legacy_checkpoint,
                 synced_blobs: HashSet::new(),
             }),
+            outbox_changed: Condvar::new(),
         })
     }
 
@@ -403,25 +575,44 @@ impl Store {
     }
 
     /// The last committed checkpoint, if any. A record failing its checksum, of another
-    /// format version or not decoding as `T` is a [`StoreError::Corrupt`] naming it.
+    /// format version or not decoding as `T` (or a missing chunk) is a [`StoreError::Corrupt`]
+    /// naming it.
     pub fn load_checkpoint<T: DeserializeOwned>(
         &self,
     ) -> Result<Option<Checkpoint<T>>, StoreError> {
-        let Some(bytes) = self
-            .checkpoint
-            .get(CURRENT)
-            .map_err(sled_err("read", CHECKPOINT))?
-        else {
-            return Ok(None);
-        };
-        decode(&bytes, CHECKPOINT, &|| "current".to_owned()).map(Some)
+        let name = || "current".to_owned();
+        let state = self.state();
+        if state.checkpoint_chunks == 0 {
+            let legacy = self
+                .checkpoint
+                .get(LEGACY_CHECKPOINT)
+                .map_err(sled_err("read", CHECKPOINT))?;
+            return legacy
+                .map(|bytes| decode(&bytes, CHECKPOINT, &name))
+                .transpose();
+        }
+        let mut bytes = Vec::new();
+        for (expected, item) in (0u32..).zip(self.checkpoint.scan_prefix(CHUNK_PREFIX)) {
+            let (key, chunk) = item.map_err(sled_err("scan", CHECKPOINT))?;
+            if chunk_index(&key) != Some(expected) {
+                return Err(StoreError::Corrupt {
+                    tree: CHECKPOINT,
+                    key: format!("current/{expected}"),
+                    problem: Corruption::Missing,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        drop(state);
+        // The envelope's checksum covers the whole checkpoint, across its chunks.
+        decode(&bytes, CHECKPOINT, &name).map(Some)
     }
 
-    /// One transaction over all trees: each final summary whose [`IdempotencyKey`] is not
-    /// stored yet is stored, given the next sequence number and put in the outbox (summaries
-    /// already stored, or repeated within `finals`, are skipped); the outbox is held to its
-    /// bound by shedding; then the checkpoint is written. Returns the messages newly put in the
-    /// outbox. Nothing of it may be published before [`Store::flush`] returns.
+    /// One transaction over all trees, then made durable (flushed and fsynced), and only then
+    /// visible to [`Store::outbox`]: each final summary whose [`IdempotencyKey`] is not stored
+    /// yet is stored, given the next sequence number and put in the outbox (summaries already
+    /// stored, or repeated within `finals`, are skipped); the outbox is held to its bound by
+    /// shedding; then the checkpoint is written. Returns the messages newly put in the outbox.
     pub fn commit<T: Serialize>(
         &self,
         finals: &[SummaryPayload],
@@ -430,11 +621,80 @@ impl Store {
         let checkpoint_bytes = encode(checkpoint, CHECKPOINT, &|| "current".to_owned())?;
         let mut state = self.state();
 
-        // Which summaries are new; one store per database.
-        let mut store_id = state.store_id.clone();
+        // Which summaries are new.
         let mut seen: HashSet<IdempotencyKey> = HashSet::new();
-        let mut fresh: Vec<(&SummaryPayload, Vec<u8>)> = Vec::new();
+        let mut entries = Vec::new();
         for payload in finals {
+            let key = payload.idempotency_key();
+            if seen.contains(&key) {
+                continue;
+            }
+            let tree_key = summary_tree_key(payload);
+            let (tree, name) = match payload {
+                SummaryPayload::Window(_) => (&self.windows, WINDOWS),
+                SummaryPayload::Daily(_) => (&self.days, DAYS),
+            };
+            if tree
+                .contains_key(&tree_key)
+                .map_err(sled_err("read", name))?
+            {
+                continue;
+            }
+            let value = match payload {
+                SummaryPayload::Window(w) => encode(w, WINDOWS, &|| describe_time_key(&tree_key))?,
+                SummaryPayload::Daily(d) => encode(d, DAYS, &|| d.local_date.clone())?,
+            };
+            seen.insert(key.clone());
+            entries.push(NewEntry {
+                key,
+                // Only what may leave the store goes in the outbox (k-anonymity); the windows
+                // and days trees keep the full distributions for the dashboard.
+                payload: payload.redacted(self.options.min_count),
+                record: Some(SummaryRecord {
+                    is_window: matches!(payload, SummaryPayload::Window(_)),
+                    key: tree_key,
+                    value,
+                }),
+            });
+        }
+        self.append(&mut state, finals, entries, Some(&checkpoint_bytes))
+    }
+
+    /// Puts the outbox entries of a database moved aside in this one's outbox, in their order,
+    /// under new sequence numbers (same keys and payloads). Returns how many it holds now.
+    fn carry_over(&self, messages: Vec<SyncMessage>) -> Result<u64, StoreError> {
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let mut state = self.state();
+        let mut seen = HashSet::new();
+        let payloads: Vec<SummaryPayload> = messages.iter().map(|m| m.payload.clone()).collect();
+        let entries = messages
+            .into_iter()
+            .filter(|m| seen.insert(m.key.clone()))
+            .map(|m| NewEntry {
+                key: m.key,
+                payload: m.payload,
+                record: None,
+            })
+            .collect();
+        Ok(self.append(&mut state, &payloads, entries, None)?.len() as u64)
+    }
+
+    /// Writes `entries` to the outbox under the next sequence numbers (with their summary
+    /// records) and the checkpoint, in one transaction, shedding to the bound; then flushes and
+    /// makes the entries visible. `payloads` (all of them, skipped ones too) must be of the
+    /// database's store.
+    fn append(
+        &self,
+        state: &mut MutexGuard<'_, State>,
+        payloads: &[SummaryPayload],
+        entries: Vec<NewEntry>,
+        checkpoint: Option<&[u8]>,
+    ) -> Result<Vec<SyncMessage>, StoreError> {
+        // One store per database.
+        let mut store_id = state.store_id.clone();
+        for payload in payloads {
             let given = payload_store_id(payload);
             match &store_id {
                 Some(stored) if stored != given => {
@@ -446,50 +706,29 @@ impl Store {
                 Some(_) => {}
                 None => store_id = Some(given.to_owned()),
             }
-            if !seen.insert(payload.idempotency_key()) {
-                continue;
-            }
-            let key = summary_tree_key(payload);
-            let (tree, name) = match payload {
-                SummaryPayload::Window(_) => (&self.windows, WINDOWS),
-                SummaryPayload::Daily(_) => (&self.days, DAYS),
-            };
-            if tree.contains_key(&key).map_err(sled_err("read", name))? {
-                continue;
-            }
-            fresh.push((payload, key));
         }
 
-        // Sequence numbers and messages.
         let first_seq = state.next_seq;
-        let messages: Vec<SyncMessage> = fresh
+        let next_seq = first_seq + entries.len() as u64;
+        let keys: Vec<(u64, SummaryKind, Timestamp)> = entries
             .iter()
             .zip(first_seq..)
-            .map(|((payload, _), seq)| {
-                // Only what may leave the store goes in the outbox (k-anonymity); the
-                // windows and days trees keep the full distributions for the dashboard.
-                SyncMessage::new(
-                    seq,
-                    payload.idempotency_key(),
-                    payload.redacted(self.options.min_count),
-                )
-            })
+            .map(|(e, seq)| (seq, e.key.kind, e.key.window_start))
             .collect();
-        let next_seq = first_seq + messages.len() as u64;
 
         // What to shed: the oldest windows first (existing entries, then new ones), then the
         // oldest dailies if the outbox holds nothing else.
         let bound = self.options.outbox_max_entries;
-        let total = state.outbox.len() as u64 + messages.len() as u64;
+        let total = state.outbox.len() as u64 + entries.len() as u64;
         let mut excess = total.saturating_sub(bound);
         let mut shed: Vec<(u64, SummaryKind, Timestamp)> = Vec::new();
         if excess > 0 {
-            let all = state.outbox.iter().map(|(&s, &(k, t))| (s, k, t)).chain(
-                messages
-                    .iter()
-                    .map(|m| (m.seq, m.key.kind, m.key.window_start)),
-            );
-            let all: Vec<_> = all.collect();
+            let all: Vec<_> = state
+                .outbox
+                .iter()
+                .map(|(&s, &(k, t))| (s, k, t))
+                .chain(keys.iter().copied())
+                .collect();
             for wanted in [SummaryKind::Window, SummaryKind::Daily] {
                 for &(seq, kind, start) in &all {
                     if excess == 0 {
@@ -509,21 +748,21 @@ impl Store {
         }
 
         // Encode everything before the transaction (its closure may run more than once).
-        let mut summary_writes: Vec<(bool, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut records = Vec::new();
         let mut outbox_writes: Vec<([u8; 17], Vec<u8>)> = Vec::new();
-        for ((payload, key), message) in fresh.iter().zip(&messages) {
-            let (is_window, value) = match payload {
-                SummaryPayload::Window(w) => {
-                    (true, encode(w, WINDOWS, &|| describe_time_key(key))?)
-                }
-                SummaryPayload::Daily(d) => (false, encode(d, DAYS, &|| d.local_date.clone())?),
-            };
-            summary_writes.push((is_window, key.clone(), value));
-            if !shed_seqs.contains(&message.seq) {
-                let okey = outbox_key(message.seq, message.key.kind, message.key.window_start);
-                let value = encode(message, OUTBOX, &|| describe_outbox_key(&okey))?;
-                outbox_writes.push((okey, value));
+        let mut messages = Vec::new();
+        for (entry, &(seq, kind, start)) in entries.into_iter().zip(&keys) {
+            records.extend(entry.record);
+            if shed_seqs.contains(&seq) {
+                continue;
             }
+            let message = SyncMessage::new(seq, entry.key, entry.payload);
+            let okey = outbox_key(seq, kind, start);
+            outbox_writes.push((
+                okey,
+                encode(&message, OUTBOX, &|| describe_outbox_key(&okey))?,
+            ));
+            messages.push(message);
         }
         let outbox_removals: Vec<[u8; 17]> = shed
             .iter()
@@ -539,6 +778,16 @@ impl Store {
             (None, Some(id)) => Some(encode(id, META, &meta_name(STORE_ID))?),
             _ => None,
         };
+        let chunks: Vec<&[u8]> = checkpoint
+            .map(|bytes| bytes.chunks(CHECKPOINT_CHUNK_BYTES).collect())
+            .unwrap_or_default();
+        let new_chunks = u32::try_from(chunks.len()).map_err(|_| StoreError::Encode {
+            tree: CHECKPOINT,
+            key: "current".into(),
+            source: serde::ser::Error::custom("the checkpoint is too large to store"),
+        })?;
+        let old_chunks = state.checkpoint_chunks;
+        let drop_legacy = checkpoint.is_some() && state.legacy_checkpoint;
 
         let result: Result<(), TransactionError<Infallible>> = (
             &self.windows,
@@ -547,10 +796,10 @@ impl Store {
             &self.meta,
             &self.checkpoint,
         )
-            .transaction(|(windows, days, outbox, meta, checkpoint)| -> ConflictableTransactionResult<(), Infallible> {
-                for (is_window, key, value) in &summary_writes {
-                    let tree = if *is_window { windows } else { days };
-                    tree.insert(key.as_slice(), value.as_slice())?;
+            .transaction(|(windows, days, outbox, meta, checkpoint_tree)| -> ConflictableTransactionResult<(), Infallible> {
+                for record in &records {
+                    let tree = if record.is_window { windows } else { days };
+                    tree.insert(record.key.as_slice(), record.value.as_slice())?;
                 }
                 for (key, value) in &outbox_writes {
                     outbox.insert(&key[..], value.as_slice())?;
@@ -565,7 +814,17 @@ impl Store {
                 if let Some(bytes) = &store_id_bytes {
                     meta.insert(STORE_ID, bytes.as_slice())?;
                 }
-                checkpoint.insert(CURRENT, checkpoint_bytes.as_slice())?;
+                if checkpoint.is_some() {
+                    for (n, chunk) in (0u32..).zip(&chunks) {
+                        checkpoint_tree.insert(&chunk_key(n)[..], *chunk)?;
+                    }
+                    for n in new_chunks..old_chunks {
+                        checkpoint_tree.remove(&chunk_key(n)[..])?;
+                    }
+                }
+                if drop_legacy {
+                    checkpoint_tree.remove(LEGACY_CHECKPOINT)?;
+                }
                 Ok(())
             });
         match result {
@@ -594,20 +853,34 @@ impl Store {
         state.next_seq = next_seq;
         state.shed = shed_counts;
         state.store_id = store_id;
-        let published: Vec<SyncMessage> = messages
-            .into_iter()
-            .filter(|m| !shed_seqs.contains(&m.seq))
-            .collect();
-        for m in &published {
+        if checkpoint.is_some() {
+            state.checkpoint_chunks = new_chunks;
+            state.legacy_checkpoint &= !drop_legacy;
+        }
+        for m in &messages {
             state.outbox.insert(m.seq, (m.key.kind, m.key.window_start));
         }
-        Ok(published)
+        if !shed.is_empty() {
+            self.outbox_did_change(state);
+        }
+        // Durable, then visible: sync reads the outbox only below `durable_below`.
+        self.flush_locked(state)?;
+        Ok(messages)
     }
 
-    /// Makes everything committed so far durable: sled's flush, then an `fdatasync` of the log
-    /// and an `fsync` of new blob files and of the directories (see the crate docs for why).
+    fn outbox_did_change(&self, state: &mut State) {
+        state.outbox_version += 1;
+        self.outbox_changed.notify_all();
+    }
+
+    /// Makes everything written so far durable (acks and prunes too: [`Store::commit`] is
+    /// durable by itself): sled's flush, then an `fdatasync` of the log and an `fsync` of new
+    /// blob files and of the directories (see the crate docs for why).
     pub fn flush(&self) -> Result<(), StoreError> {
-        let mut state = self.state();
+        self.flush_locked(&mut self.state())
+    }
+
+    fn flush_locked(&self, state: &mut State) -> Result<(), StoreError> {
         self.db.flush().map_err(sled_err("flush", "*"))?;
         let dir = &self.options.path;
         let sync = |path: &Path, data_only: bool| -> Result<(), StoreError> {
@@ -647,11 +920,16 @@ impl Store {
                 sync(&blobs, false)?;
             }
         }
-        sync(dir, false)
+        sync(dir, false)?;
+        if state.durable_below != state.next_seq {
+            state.durable_below = state.next_seq;
+            self.outbox_did_change(state);
+        }
+        Ok(())
     }
 
     /// Outbox entries in sequence order after `after_seq` (`None`: from the start), at most
-    /// `limit`.
+    /// `limit`. Only entries on disk are shown: nothing is published before it is durable.
     pub fn outbox(
         &self,
         after_seq: Option<u64>,
@@ -659,25 +937,60 @@ impl Store {
     ) -> Result<Vec<SyncMessage>, StoreError> {
         let start = match after_seq {
             None => 0,
-            Some(u64::MAX) => return Ok(Vec::new()),
-            Some(seq) => seq + 1,
+            Some(seq) => seq.saturating_add(1),
         };
+        let state = self.state();
+        if start >= state.durable_below {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
-        for item in self.outbox.range(start.to_be_bytes()..).take(limit) {
-            let (key, value) = item.map_err(sled_err("scan", OUTBOX))?;
-            out.push(decode(&value, OUTBOX, &|| describe_outbox_key(&key))?);
+        for (&seq, &(kind, window_start)) in
+            state.outbox.range(start..state.durable_below).take(limit)
+        {
+            let key = outbox_key(seq, kind, window_start);
+            let describe = || describe_outbox_key(&key);
+            let value = self
+                .outbox
+                .get(key)
+                .map_err(sled_err("read", OUTBOX))?
+                .ok_or_else(|| StoreError::Corrupt {
+                    tree: OUTBOX,
+                    key: describe(),
+                    problem: Corruption::Missing,
+                })?;
+            out.push(decode(&value, OUTBOX, &describe)?);
         }
         Ok(out)
     }
 
-    /// HQ acknowledged these sequence numbers: removes them from the outbox (unknown ones are
-    /// ignored). Returns how many were removed. Durable within [`FLUSH_EVERY_MS`] or at the next
+    /// Counts changes of what [`Store::outbox`] shows (entries made durable, acked or shed).
+    pub fn outbox_version(&self) -> u64 {
+        self.state().outbox_version
+    }
+
+    /// Blocks until [`Store::outbox_version`] differs from `seen`, or `timeout` passed; returns
+    /// the version then. For a task that waits for the outbox to fill or drain.
+    pub fn wait_for_outbox_change(&self, seen: u64, timeout: Duration) -> u64 {
+        let state = self.state();
+        let (state, _) = self
+            .outbox_changed
+            .wait_timeout_while(state, timeout, |s| s.outbox_version == seen)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.outbox_version
+    }
+
+    /// HQ acknowledged these sequence numbers: removes them from the outbox (unknown ones, and
+    /// ones not yet durable, which cannot have been published, are ignored). Returns how many
+    /// were removed. Durable within [`FLUSH_EVERY_MS`] or at the next commit or
     /// [`Store::flush`]; an ack lost to a crash means a harmless re-send.
     pub fn ack(&self, seqs: &[u64]) -> Result<usize, StoreError> {
         let mut state = self.state();
         let mut batch = sled::Batch::default();
         let mut removed = Vec::new();
         for &seq in seqs {
+            if seq >= state.durable_below {
+                continue;
+            }
             if let Some(&(kind, start)) = state.outbox.get(&seq) {
                 if !removed.contains(&seq) {
                     batch.remove(&outbox_key(seq, kind, start)[..]);
@@ -694,9 +1007,12 @@ impl Store {
         for seq in &removed {
             state.outbox.remove(seq);
         }
+        self.outbox_did_change(&mut state);
         Ok(removed.len())
     }
 
+    /// Entries waiting for HQ's ack (including any whose commit's flush failed: they are shown
+    /// by [`Store::outbox`] after the next successful flush).
     pub fn outbox_len(&self) -> u64 {
         self.state().outbox.len() as u64
     }

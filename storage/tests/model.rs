@@ -1,6 +1,7 @@
-//! Model test (after Vector's disk-buffer model test): random sequences of commits, flushes,
-//! publishes to a simulated HQ, acks, clean restarts and crashes that lose everything since the
-//! last flush, checked step by step against a simple in-memory model.
+//! Model test (after Vector's disk-buffer model test): random sequences of commits (durable
+//! when they return), flushes, publishes to a simulated HQ, acks, clean restarts and crashes
+//! that lose everything since the last commit or flush, checked step by step against a simple
+//! in-memory model.
 
 mod common;
 
@@ -185,6 +186,10 @@ fn run(ops: Vec<Op>, bound: u64) -> Result<(), TestCaseError> {
                 let got: Vec<_> = messages.iter().map(|m| (m.seq, m.key.clone())).collect();
                 prop_assert_eq!(got, expected);
                 prop_assert_eq!(s.load_checkpoint::<u64>().unwrap(), Some(checkpoint));
+                // A commit is durable when it returns (acks before it too).
+                durable = model.clone();
+                let _ = std::fs::remove_dir_all(&shadow);
+                copy_dir(&options.path, &shadow);
             }
             Op::Flush => {
                 s.flush().unwrap();
@@ -193,14 +198,16 @@ fn run(ops: Vec<Op>, bound: u64) -> Result<(), TestCaseError> {
                 copy_dir(&options.path, &shadow);
             }
             Op::Publish { n, acked } => {
-                // The agent publishes only what a flush made durable.
-                let visible = s
-                    .outbox(None, usize::MAX)
-                    .unwrap()
-                    .into_iter()
-                    .filter(|m| durable.outbox.contains_key(&m.seq))
-                    .take(usize::from(n));
-                for message in visible {
+                // The store shows sync only what is durable.
+                let visible = s.outbox(None, usize::MAX).unwrap();
+                for message in &visible {
+                    prop_assert!(
+                        durable.outbox.contains_key(&message.seq),
+                        "seq {} is visible before it is durable",
+                        message.seq
+                    );
+                }
+                for message in visible.into_iter().take(usize::from(n)) {
                     hq.receive(message, acked)?;
                 }
             }

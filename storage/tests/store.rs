@@ -263,8 +263,8 @@ fn corrupt_record_is_detected() {
     store.flush().unwrap();
     drop(store);
 
-    // A flipped bit in the checkpoint's payload.
-    garble(&options.path, "checkpoint", b"current", |v| {
+    // A flipped bit in the checkpoint's payload (its first and only chunk).
+    garble(&options.path, "checkpoint", b"current/\0\0\0\0", |v| {
         let i = v.len() - 3;
         v[i] ^= 0x20;
     });
@@ -334,7 +334,7 @@ fn corrupt_database_is_moved_aside() {
     drop(conf);
 
     let (store, report) = Store::open(options.clone()).unwrap();
-    let aside = report.moved_aside.expect("moved aside");
+    let aside = report.moved_aside.expect("moved aside").path;
     assert!(
         aside
             .file_name()
@@ -452,4 +452,69 @@ fn the_outbox_carries_redacted_distributions_and_the_windows_tree_keeps_them_who
         .unwrap();
     assert_eq!(kept, vec![window.clone()]);
     assert!(kept[0].funnel.zones["entrance"].dwell.median().is_some());
+}
+
+#[test]
+fn a_waiter_wakes_when_a_commit_makes_entries_visible_and_when_they_are_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(&options(dir.path())));
+    let seen = store.outbox_version();
+    assert_eq!(
+        store.wait_for_outbox_change(seen, std::time::Duration::from_millis(10)),
+        seen,
+        "nothing changed: the wait times out"
+    );
+    let waiter = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let now = store.wait_for_outbox_change(seen, std::time::Duration::from_secs(120));
+            (now, store.outbox(None, 10).unwrap())
+        })
+    };
+    let sent = store.commit(&[w(0, 0)], &cp(1)).unwrap();
+    let (now, visible) = waiter.join().unwrap();
+    assert_ne!(now, seen);
+    assert_eq!(visible, sent, "woken once the entry is visible");
+    store.ack(&[sent[0].seq]).unwrap();
+    assert_ne!(store.outbox_version(), now);
+}
+
+#[test]
+fn a_database_from_before_the_marker_is_recognised_and_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(dir.path());
+    let store = open(&options);
+    let sent = store.commit(&[w(0, 0)], &cp(1)).unwrap();
+    drop(store);
+    let marker = options.path.join(storefront_storage::MARKER);
+    std::fs::remove_file(&marker).unwrap();
+
+    let store = open(&options);
+    assert_eq!(store.outbox(None, 10).unwrap(), sent);
+    assert!(marker.exists(), "marked once it opened");
+}
+
+#[test]
+fn a_database_of_a_newer_format_is_refused_and_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(dir.path());
+    drop(open(&options));
+    let marker = options.path.join(storefront_storage::MARKER);
+    std::fs::write(&marker, "storefront-store v9\n").unwrap();
+
+    let err = Store::open(options.clone()).err().expect("refused");
+    assert!(
+        matches!(err, StoreError::NewerFormat { found: 9, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "storefront-store v9\n"
+    );
+    let siblings: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(siblings, ["db"]);
 }

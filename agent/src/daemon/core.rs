@@ -214,8 +214,8 @@ impl Core {
         )));
     }
 
-    /// Stores the final summaries and the checkpoint atomically, flushes, then tells the sync
-    /// task. Nothing derived from a commit is published before its flush returned.
+    /// Stores the final summaries and the checkpoint atomically and durably (the store shows
+    /// sync a commit's entries only once it is on disk).
     fn commit(&mut self, report: &mut CoreReport) -> Result<()> {
         self.take_finals();
         let finals = &self.uncommitted;
@@ -224,12 +224,10 @@ impl Core {
             source_cursor: self.cursor,
         };
         let store = self.store.clone();
-        let stored = tokio::task::block_in_place(|| -> Result<_> {
-            let stored = store
+        let stored = tokio::task::block_in_place(|| {
+            store
                 .commit(finals, &checkpoint)
-                .context("cannot commit summaries and checkpoint")?;
-            store.flush().context("cannot flush the store")?;
-            Ok(stored)
+                .context("cannot commit summaries and checkpoint")
         })?;
         self.uncommitted.clear();
         report.commits += 1;

@@ -44,17 +44,27 @@ pub struct DaemonReport {
     pub outbox_left: u64,
 }
 
-/// Opens the store, moving a corrupt database aside rather than crash-looping.
+/// Opens the store, moving a corrupt database aside rather than crash-looping (its pseudonym
+/// key destroyed, its unsent outbox carried over). A `storage.path` that is not the agent's
+/// database is an error, and left as it is.
 pub fn open_store(config: &StoreConfig) -> Result<Store> {
     let mut options = StoreOptions::new(&config.storage.path);
     options.cache_capacity_bytes = config.storage.cache_capacity_bytes;
     options.outbox_max_entries = config.sync.outbox_max_entries;
     options.retention_days = config.privacy.retention_days;
     options.min_count = u64::from(config.privacy.min_count);
+    options.secret_files = vec![crate::live::keys::KEY_FILE.to_owned()];
     let (store, report) = Store::open(options)
         .with_context(|| format!("cannot open the store at {}", config.storage.path.display()))?;
     if let Some(moved) = report.moved_aside {
-        tracing::error!(moved_to = %moved.display(), "The database was corrupt: moved aside, starting fresh");
+        tracing::error!(
+            moved_to = %moved.path.display(),
+            reason = %moved.reason,
+            outbox_carried = moved.outbox_carried,
+            outbox_corrupt = moved.outbox_corrupt,
+            outbox_unreadable = moved.outbox_unreadable.as_deref().unwrap_or("-"),
+            "The database was damaged: moved aside, starting fresh"
+        );
     }
     Ok(store)
 }
