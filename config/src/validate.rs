@@ -415,7 +415,10 @@ impl Checker {
         if zones.len() > MAX_ZONES {
             self.report(
                 "zones",
-                format!("{} zones; the engine indexes at most {MAX_ZONES}", zones.len()),
+                format!(
+                    "{} zones; the engine indexes at most {MAX_ZONES}",
+                    zones.len()
+                ),
                 "merge zones: a zone is an area a shopper walks through, not a shelf",
             );
         }
@@ -469,7 +472,10 @@ impl Checker {
         if raw.len() > MAX_DOOR_SENSORS {
             self.report(
                 "door_sensors",
-                format!("{} door sensors; the engine indexes at most {MAX_DOOR_SENSORS}", raw.len()),
+                format!(
+                    "{} door sensors; the engine indexes at most {MAX_DOOR_SENSORS}",
+                    raw.len()
+                ),
                 "list only the store's real door counters",
             );
         }
