@@ -502,7 +502,6 @@ fn after_the_clock_steps_35_days_ahead_and_back_live_events_are_accepted_again()
         t += 30 * SECOND;
         live(&mut engine, &[], t);
     }
-    drop(live);
     assert_eq!(engine.stats().clock_steps_back, 1);
     // The shopper after the step back counts, in the window of 09:00 (local 10:00 .. 10:15).
     let after_step: Vec<_> = windows
