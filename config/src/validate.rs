@@ -445,19 +445,19 @@ impl Checker {
                 "max_tracked_devices",
                 raw.max_tracked_devices,
                 10_000_000,
-                "write a number of devices, at least 1 (20000 is the default: ~1 KB of memory each)",
+                "write a number of devices, at least 1 (20000 is the default: up to ~0.9 KB of memory each)",
             ),
             max_visit_history: count(
                 "max_visit_history",
                 raw.max_visit_history,
                 100_000_000,
-                "write a number of devices, at least 1 (200000 is the default: ~40 bytes each)",
+                "write a number of devices, at least 1 (200000 is the default: ~100 bytes each)",
             ),
             max_dedup_ids: count(
                 "max_dedup_ids",
                 raw.max_dedup_ids,
                 100_000_000,
-                "write a number of ids, at least 1 (100000 is the default: ~150 bytes each)",
+                "write a number of ids, at least 1 (100000 is the default: ~125 bytes each)",
             ),
             max_door_crossings_per_minute: count(
                 "max_door_crossings_per_minute",

@@ -20,11 +20,12 @@ use storefront_protocol::DeviceId;
 use crate::stats::Shed;
 use crate::{Engine, OutcomeSink};
 
-/// Bounds on the engine's state. The defaults fit a Pi-class gateway: measured with
-/// `cargo bench -p storefront-engine --bench memory` (BENCHMARKS.md), 20 000 tracked devices
-/// take ~20 MB (~1 KB each with their scanners' rings), 200 000 visit-history entries ~8 MB
-/// (~40 B each) and 100 000 de-dup ids ~15 MB per set (~150 B each for a 36-character id):
-/// ~64 MB with the POS and three door counters at their bounds.
+/// Bounds on the engine's state. The defaults fit a Pi-class gateway in ~64 MB: measured with
+/// `cargo bench -p storefront-engine --bench memory` (BENCHMARKS.md), a tracked device takes
+/// 474-906 bytes (heard by 1-4 scanners), a visit-history entry ~100 and a 36-character de-dup
+/// id ~125, so 20 000 devices take ≤ 18 MB, 200 000 history entries ~20 MB and 100 000 ids
+/// ~12.5 MB per set (the POS's, and each door sensor's that sends record ids): ~63 MB with the
+/// POS and one such door counter at their bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Devices tracked at once (a busy mall store has ~2 000 around it at its peak).
