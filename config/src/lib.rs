@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use storefront_engine::{EngineConfig, Thresholds, ZoneConfig};
 
+pub use storefront_engine::Limits;
+
 pub use error::{ConfigError, Problem};
 pub use storefront_engine::ZoneKind;
 pub use types::{
@@ -39,6 +41,8 @@ pub struct StoreConfig {
     pub sync: SyncConfig,
     pub sources: Sources,
     pub dashboard: Dashboard,
+    /// Bounds on the engine's state fed from outside.
+    pub limits: Limits,
 }
 
 impl StoreConfig {
@@ -99,6 +103,7 @@ impl StoreConfig {
                 max_count_delay_ms: ms(m.max_count_delay),
             },
             repeat_measurable: self.repeat_measurable(),
+            limits: self.limits.clone(),
         }
     }
 

@@ -27,6 +27,30 @@ pub(crate) struct RawConfig {
     pub sources: RawSources,
     #[serde(default)]
     pub dashboard: RawDashboard,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// Bounds on the engine's state fed from outside (see `storefront_engine::Limits`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawLimits {
+    pub max_tracked_devices: i64,
+    pub max_visit_history: i64,
+    pub max_dedup_ids: i64,
+    pub max_door_crossings_per_minute: i64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        let engine = storefront_engine::Limits::default();
+        RawLimits {
+            max_tracked_devices: engine.max_tracked_devices as i64,
+            max_visit_history: engine.max_visit_history as i64,
+            max_dedup_ids: engine.max_dedup_ids as i64,
+            max_door_crossings_per_minute: i64::from(engine.max_door_crossings_per_minute),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

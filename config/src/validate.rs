@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono_tz::Tz;
-use storefront_engine::ZoneKind;
+use storefront_engine::{Limits, MAX_DOOR_SENSORS, MAX_SCANNERS, MAX_ZONES, ZoneKind};
 use storefront_protocol::DeviceId;
 use storefront_protocol::topic::{MAX_ID_LEN, check_id};
 
@@ -33,6 +33,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<StoreConfig, Vec
     let sync = c.sync(raw.sync, &store, base);
     let sources = c.sources(raw.sources, &zones, &metrics, base);
     let dashboard = c.dashboard(raw.dashboard, base);
+    let limits = c.limits(&raw.limits);
 
     if c.problems.is_empty() {
         Ok(StoreConfig {
@@ -46,6 +47,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<StoreConfig, Vec
             sync,
             sources,
             dashboard,
+            limits,
         })
     } else {
         Err(c.problems)
@@ -410,10 +412,73 @@ impl Checker {
                 "add a [[zones]] with kind = \"in_store\" and its scanner(s)",
             );
         }
+        if zones.len() > MAX_ZONES {
+            self.report(
+                "zones",
+                format!(
+                    "{} zones; the engine indexes at most {MAX_ZONES}",
+                    zones.len()
+                ),
+                "merge zones: a zone is an area a shopper walks through, not a shelf",
+            );
+        }
+        if scanner_owner.len() > MAX_SCANNERS {
+            self.report(
+                "zones",
+                format!(
+                    "{} scanners; the engine indexes at most {MAX_SCANNERS}",
+                    scanner_owner.len()
+                ),
+                "list only the store's real scanners",
+            );
+        }
         zones
     }
 
+    fn limits(&mut self, raw: &RawLimits) -> Limits {
+        let p = |k: &str| format!("limits.{k}");
+        let mut count = |key: &str, value: i64, max: i64, fix: &str| {
+            self.count(&p(key), value, 1, max, fix) as usize
+        };
+        Limits {
+            max_tracked_devices: count(
+                "max_tracked_devices",
+                raw.max_tracked_devices,
+                10_000_000,
+                "write a number of devices, at least 1 (20000 is the default: up to ~0.9 KB of memory each)",
+            ),
+            max_visit_history: count(
+                "max_visit_history",
+                raw.max_visit_history,
+                100_000_000,
+                "write a number of devices, at least 1 (200000 is the default: ~100 bytes each)",
+            ),
+            max_dedup_ids: count(
+                "max_dedup_ids",
+                raw.max_dedup_ids,
+                100_000_000,
+                "write a number of ids, at least 1 (100000 is the default: ~125 bytes each)",
+            ),
+            max_door_crossings_per_minute: count(
+                "max_door_crossings_per_minute",
+                raw.max_door_crossings_per_minute,
+                1_000_000,
+                "write how many people a door counter can count in a minute, at least 1 (600 is the default)",
+            ) as u32,
+        }
+    }
+
     fn door_sensors(&mut self, raw: Vec<RawDoorSensor>, zones: &[Zone]) -> Vec<String> {
+        if raw.len() > MAX_DOOR_SENSORS {
+            self.report(
+                "door_sensors",
+                format!(
+                    "{} door sensors; the engine indexes at most {MAX_DOOR_SENSORS}",
+                    raw.len()
+                ),
+                "list only the store's real door counters",
+            );
+        }
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (i, d) in raw.iter().enumerate() {
             let f = format!("door_sensors[{i}].id");

@@ -40,6 +40,7 @@ pub fn mall_day() -> (EngineConfig, Vec<Event>) {
         staff_devices: layout.staff_devices.clone(),
         thresholds: Thresholds::default(),
         repeat_measurable: false,
+        limits: storefront_engine::Limits::default(),
     };
     (config, events)
 }

@@ -97,6 +97,67 @@ fn per_device(config: &storefront_engine::EngineConfig, start: i64, heard_by: us
     );
 }
 
+/// Heap bytes per entry of the other bounded maps (`Limits`): a device's visit days (repeat
+/// detection) and a de-dup id (a 36-character POS transaction id).
+fn per_entry(config: &storefront_engine::EngineConfig, start: i64) {
+    let entries = 50_000u64;
+    let mut config = config.clone();
+    config.repeat_measurable = true;
+    let in_store = config
+        .zones
+        .iter()
+        .find(|z| z.kind == storefront_engine::ZoneKind::InStore)
+        .map(|z| z.scanners[0].clone())
+        .expect("an in-store zone");
+    let mut engine = Engine::new(config);
+    engine.handle_timeout(Timestamp(start));
+    // Ten seconds present: one visit each, spread so few are tracked at once.
+    let mut visits: Vec<(i64, u64)> = (0..entries)
+        .flat_map(|device| (0..10).map(move |s| (start + device as i64 * 50 + s * 1000, device)))
+        .collect();
+    visits.sort_unstable();
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    for &(t, device) in &visits {
+        let event = Event::Sighting(Sighting {
+            t: Timestamp(t),
+            scanner: in_store.clone(),
+            device: DeviceId(device + 1),
+            rssi: -60,
+            tx_power: None,
+            addr: AddressKind::Stable,
+        });
+        engine.handle_event(&event, Timestamp(t));
+    }
+    let end = start + entries as i64 * 50 + 3_600_000;
+    engine.handle_timeout(Timestamp(end));
+    let grown = LIVE_BYTES.load(Ordering::Relaxed).saturating_sub(before);
+    let live = engine.live();
+    println!(
+        "{} devices in the visit history ({} tracked): {} bytes each",
+        live.visit_history,
+        live.tracked_devices,
+        grown / live.visit_history.max(1)
+    );
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    for i in 0..entries {
+        let t = Timestamp(end + i as i64);
+        let id = format!("{i:08x}-8d3c-4f7a-9b1e-2c6d5a4e3f21");
+        let event = Event::Transaction(storefront_protocol::Transaction {
+            t,
+            id,
+            amount_minor: Some(1999),
+        });
+        engine.handle_event(&event, t);
+    }
+    engine.handle_timeout(Timestamp(end + entries as i64 + 60_000));
+    let grown = LIVE_BYTES.load(Ordering::Relaxed).saturating_sub(before);
+    println!(
+        "{} de-dup ids of 36 characters: {} bytes each",
+        engine.live().dedup_ids,
+        grown / engine.live().dedup_ids.max(1)
+    );
+}
+
 fn main() {
     let (config, events) = common::mall_day();
     realistic(&config, &events);
@@ -106,4 +167,5 @@ fn main() {
     for heard_by in [1, 2, 3, 4] {
         per_device(&config, start, heard_by);
     }
+    per_entry(&config, start);
 }

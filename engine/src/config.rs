@@ -4,6 +4,8 @@
 use chrono_tz::Tz;
 use storefront_protocol::DeviceId;
 
+use crate::Limits;
+
 /// Whether a zone faces the street (passers-by) or is inside the store (visits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ZoneKind {
@@ -80,4 +82,6 @@ pub struct EngineConfig {
     /// True when pseudonyms live at least `repeat_lookback_days` (key rotation period): only
     /// then can a visit be recognised as a repeat.
     pub repeat_measurable: bool,
+    /// Bounds on the state outside input can grow.
+    pub limits: Limits,
 }

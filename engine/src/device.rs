@@ -348,6 +348,70 @@ impl DeviceState {
             && self.zones.iter().all(|(_, z)| !z.present)
     }
 
+    /// True when losing this device loses no visit: it was never confirmed present in-store
+    /// (no visit open, not held out after a capped one).
+    pub fn sheddable(&self) -> bool {
+        self.visit.is_none() && self.capped_until.is_none()
+    }
+
+    pub fn last_heard(&self) -> i64 {
+        self.last_heard
+    }
+
+    /// Lets the device go (at a limit): its undecided pass no longer holds its window open,
+    /// and counts as nothing — whether it was a passer-by is unknown.
+    pub fn shed(self, sink: &mut impl Sink) {
+        if let Some(pass) = self.pass {
+            if !pass.entered {
+                sink.pass_resolved(pass.start, false);
+            }
+        }
+    }
+
+    /// Re-indexes the state for a changed config (a restored checkpoint): `scanners[old]` is
+    /// the scanner's new `(index, zone)` and `zones[old]` the zone's new index, `None` when
+    /// removed. What was heard by a removed scanner or zone is dropped; a visit whose current
+    /// zone was removed carries on in an in-store zone it is present in, else the first one.
+    pub fn remap(&mut self, scanners: &[Option<(u16, u8)>], zones: &[Option<u8>], p: &Params) {
+        self.tracks.retain_mut(|track| {
+            match scanners.get(usize::from(track.scanner)).copied().flatten() {
+                Some((scanner, zone)) => {
+                    track.scanner = scanner;
+                    track.zone = zone;
+                    true
+                }
+                None => false,
+            }
+        });
+        let new_zone = |z: u8| zones.get(usize::from(z)).copied().flatten();
+        self.zones.retain_mut(|(z, _)| match new_zone(*z) {
+            Some(new) => {
+                *z = new;
+                true
+            }
+            None => false,
+        });
+        let in_store = |z: u8| p.zones.get(usize::from(z)).is_some_and(|zp| zp.in_store);
+        let present = self
+            .zones
+            .iter()
+            .find(|(z, zp)| zp.present && in_store(*z))
+            .map(|(z, _)| *z);
+        let first_in_store = (0..=u8::MAX).find(|z| in_store(*z)).unwrap_or(0);
+        if let Some(visit) = &mut self.visit {
+            let mut dwell_ms = vec![0; p.zones.len()];
+            for (old, ms) in visit.dwell_ms.iter().enumerate() {
+                if let Some(new) = u8::try_from(old).ok().and_then(new_zone) {
+                    dwell_ms[usize::from(new)] = *ms;
+                }
+            }
+            visit.dwell_ms = dwell_ms;
+            visit.current_zone = new_zone(visit.current_zone)
+                .or(present)
+                .unwrap_or(first_in_store);
+        }
+    }
+
     /// True while the device is present in an in-store zone (for live occupancy).
     pub fn in_store(&self, p: &Params) -> bool {
         self.visit.is_some() && self.any_present_in_store(p)

@@ -17,6 +17,9 @@
 mod calendar;
 mod config;
 mod device;
+mod limits;
+mod migrate;
+mod rebase;
 mod smoothing;
 mod stats;
 
@@ -31,9 +34,20 @@ use storefront_protocol::{
 
 pub use calendar::Calendar;
 pub use config::{EngineConfig, Thresholds, ZoneConfig, ZoneKind};
-pub use stats::{IngestStats, RejectReason};
+pub use limits::Limits;
+pub use migrate::Migration;
+pub use stats::{IngestStats, RejectReason, Shed};
 
 use device::{DeviceState, Params, Sink, VisitRecord, ZoneParams};
+use limits::{Novelty, RecentIds};
+use migrate::Layout;
+
+/// Zones are indexed by `u8`: a config may have at most this many (the `config` crate refuses
+/// more; an engine given more ignores the rest, whose scanners are then unknown).
+pub const MAX_ZONES: usize = 1 << u8::BITS;
+/// Scanners and door sensors are indexed by `u16`: at most this many of each.
+pub const MAX_SCANNERS: usize = 1 << u16::BITS;
+pub const MAX_DOOR_SENSORS: usize = 1 << u16::BITS;
 
 /// Events stamped before this (2020-01-01) come from a gateway whose clock is not set.
 const EARLIEST_SANE_MS: i64 = 1_577_836_800_000;
@@ -137,50 +151,6 @@ struct WindowAcc {
     pending: u32,
 }
 
-/// Ids seen within a retention period, for de-duplicating re-sent records. Serialised as the
-/// time-ordered list; the set is rebuilt from it.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-#[serde(from = "VecDeque<(i64, Box<str>)>", into = "VecDeque<(i64, Box<str>)>")]
-struct RecentIds {
-    set: FxHashSet<Box<str>>,
-    order: VecDeque<(i64, Box<str>)>,
-}
-
-impl From<VecDeque<(i64, Box<str>)>> for RecentIds {
-    fn from(order: VecDeque<(i64, Box<str>)>) -> Self {
-        RecentIds {
-            set: order.iter().map(|(_, id)| id.clone()).collect(),
-            order,
-        }
-    }
-}
-
-impl From<RecentIds> for VecDeque<(i64, Box<str>)> {
-    fn from(ids: RecentIds) -> Self {
-        ids.order
-    }
-}
-
-impl RecentIds {
-    /// True the first time `id` is seen (at `t`); ids older than `retention_ms` are forgotten.
-    fn first_time(&mut self, t: i64, id: Box<str>, retention_ms: i64) -> bool {
-        if !self.set.insert(id.clone()) {
-            return false;
-        }
-        self.order.push_back((t, id));
-        while self
-            .order
-            .front()
-            .is_some_and(|(seen, _)| t - seen > retention_ms)
-        {
-            if let Some((_, old)) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
-    }
-}
-
 /// Door records are re-sent within minutes or hours of the original.
 const DOOR_RECORD_RETENTION_MS: i64 = 2 * 86_400_000;
 /// POS ids are kept a week: re-sends come within minutes, ids may recycle after months.
@@ -192,6 +162,9 @@ struct DoorSensorState {
     last_register: Option<(i64, u64, u64)>,
     /// Record ids seen, for de-duplication.
     records: RecentIds,
+    /// Time of the latest record (any kind), to judge how many crossings the next can hold.
+    #[serde(default)]
+    last_record: Option<i64>,
 }
 
 /// The local days on which a device had visits: the latest and the one before it.
@@ -210,6 +183,10 @@ pub struct LiveStatus {
     pub tracked_devices: usize,
     /// Events waiting for the watermark.
     pub buffered_events: usize,
+    /// Devices remembered for repeat detection.
+    pub visit_history: usize,
+    /// Ids kept for de-duplication: transactions and every door sensor's records.
+    pub dedup_ids: usize,
 }
 
 /// Version of [`Snapshot`]'s layout; a snapshot of another version is not restored.
@@ -237,6 +214,10 @@ pub struct Snapshot {
     ready_windows: VecDeque<WindowSummary>,
     ready_days: VecDeque<DailySummary>,
     stats: IngestStats,
+    /// The names behind the indexes above; empty in snapshots written before names were kept
+    /// (read positionally).
+    #[serde(default)]
+    layout: Layout,
 }
 
 /// Why a snapshot could not be restored.
@@ -280,6 +261,9 @@ pub struct Engine {
     ready_days: VecDeque<DailySummary>,
     outcomes: Vec<DeviceOutcome>,
     stats: IngestStats,
+    layout: Layout,
+    /// What restoring a checkpoint under a changed config dropped.
+    migration: Option<Migration>,
 }
 
 fn rssi_x2(dbm: i16) -> i16 {
@@ -293,7 +277,9 @@ impl Engine {
         let mut zones = Vec::new();
         let mut in_store_zones = Vec::new();
         for (zi, zone) in config.zones.iter().enumerate() {
-            let zi = zi as u8;
+            let Ok(zi) = u8::try_from(zi) else {
+                break;
+            };
             zones.push(ZoneParams {
                 in_store: zone.kind == ZoneKind::InStore,
                 enter_x2: rssi_x2(zone.enter_rssi_dbm),
@@ -303,7 +289,9 @@ impl Engine {
                 in_store_zones.push((zi, zone.id.clone()));
             }
             for scanner in &zone.scanners {
-                let index = scanners.len() as u16;
+                let Ok(index) = u16::try_from(scanners.len()) else {
+                    break;
+                };
                 scanners.entry(scanner.clone()).or_insert((index, zi));
             }
         }
@@ -320,9 +308,9 @@ impl Engine {
             .door_sensors
             .iter()
             .enumerate()
-            .map(|(i, s)| (s.clone(), i as u16))
+            .map_while(|(i, s)| Some((s.clone(), u16::try_from(i).ok()?)))
             .collect();
-        Engine {
+        let mut engine = Engine {
             calendar: Calendar::new(config.timezone, th.window_seconds),
             params,
             in_store_zones,
@@ -347,8 +335,12 @@ impl Engine {
             ready_days: VecDeque::new(),
             outcomes: Vec::new(),
             stats: IngestStats::default(),
+            layout: Layout::default(),
+            migration: None,
             config,
-        }
+        };
+        engine.layout = Layout::of(&engine);
+        engine
     }
 
     /// The open state, for a checkpoint. Restoring it with [`Engine::restore`] and feeding the
@@ -381,11 +373,13 @@ impl Engine {
             ready_windows: self.ready_windows.clone(),
             ready_days: self.ready_days.clone(),
             stats: self.stats.clone(),
+            layout: self.layout.clone(),
         }
     }
 
-    /// An engine for `config` that carries on from `snapshot`.
-    pub fn restore(config: EngineConfig, snapshot: Snapshot) -> Result<Engine, RestoreError> {
+    /// An engine for `config` that carries on from `snapshot`. Zones, scanners and door sensors
+    /// are matched by name: see [`Engine::migration`] for what a changed config dropped.
+    pub fn restore(config: EngineConfig, mut snapshot: Snapshot) -> Result<Engine, RestoreError> {
         if snapshot.version != SNAPSHOT_VERSION {
             return Err(RestoreError::Version {
                 found: snapshot.version,
@@ -398,12 +392,18 @@ impl Engine {
             });
         }
         let mut engine = Engine::new(config);
+        // A snapshot without names was written under the same config, or is read positionally.
+        let old = match std::mem::take(&mut snapshot.layout) {
+            layout if layout == Layout::default() => engine.layout.clone(),
+            layout => layout,
+        };
+        let migration = engine.migrate(&old, &mut snapshot);
+        if old != engine.layout {
+            engine.migration = Some(migration);
+        }
         engine.devices = snapshot.devices.into_iter().collect();
         engine.history = snapshot.history.into_iter().collect();
         engine.transactions = snapshot.transactions;
-        if snapshot.door_state.len() == engine.door_state.len() {
-            engine.door_state = snapshot.door_state;
-        }
         engine.buffer_sorted = snapshot
             .buffer
             .iter()
@@ -426,6 +426,12 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// When restored from a checkpoint written under another config: what its state was
+    /// mapped onto by name, and what was dropped (to log).
+    pub fn migration(&self) -> Option<&Migration> {
+        self.migration.as_ref()
     }
 
     pub fn calendar(&self) -> &Calendar {
@@ -522,8 +528,10 @@ impl Engine {
 
     /// Lets time pass without events: moves the watermark to `now - max_event_delay`,
     /// processes what is buffered before it, ends what timed out and finalises windows.
-    /// Safe to call spuriously.
+    /// Safe to call spuriously. A receiving clock that stepped back re-bases the engine
+    /// ([`Engine::observe_clock`]).
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.observe_clock(now);
         let release_to = now
             .millis()
             .saturating_sub(self.config.thresholds.max_event_delay_ms);
@@ -592,6 +600,13 @@ impl Engine {
                 .count(),
             tracked_devices: self.devices.len(),
             buffered_events: self.buffer.len(),
+            visit_history: self.history.len(),
+            dedup_ids: self.transactions.len()
+                + self
+                    .door_state
+                    .iter()
+                    .map(|d| d.records.len())
+                    .sum::<usize>(),
         }
     }
 
@@ -735,6 +750,10 @@ impl Engine {
                     self.stats.staff += 1;
                     return;
                 }
+                if !self.devices.contains_key(&device) && !self.make_room_for_device() {
+                    self.stats.shed(Shed::NewDevice, 1);
+                    return;
+                }
                 let mut outcomes = std::mem::take(&mut self.outcomes);
                 let state = self
                     .devices
@@ -773,13 +792,13 @@ impl Engine {
         match outcome {
             Outcome::PassOpened(start) | Outcome::VisitOpened(start) => {
                 if let Some(w) = self.window_mut(start) {
-                    w.pending += 1;
+                    w.pending = w.pending.saturating_add(1);
                 }
             }
             Outcome::PassResolved(start, passer_by) => {
                 if let Some(w) = self.window_mut(start) {
                     w.pending = w.pending.saturating_sub(1);
-                    w.funnel.passers_by += u64::from(passer_by);
+                    w.funnel.passers_by = w.funnel.passers_by.saturating_add(u64::from(passer_by));
                 }
             }
             Outcome::VisitClosed(visit) => self.close_visit(device, stable, visit),
@@ -807,39 +826,49 @@ impl Engine {
             earlier.is_some_and(|e| e < day && day - e <= lookback)
         });
         let (bounce_ms, zone_min_ms) = (th.bounce_ms, th.zone_min_dwell_ms);
+        self.bound_history();
         let in_store_zones = self.in_store_zones.clone();
         let Some(w) = self.window_mut(visit.start) else {
             return;
         };
         w.pending = w.pending.saturating_sub(1);
         let f = &mut w.funnel;
-        f.entries += 1;
-        f.bounces += u64::from(visit.duration_ms < bounce_ms);
-        f.capped += u64::from(visit.capped);
+        f.entries = f.entries.saturating_add(1);
+        f.bounces = f
+            .bounces
+            .saturating_add(u64::from(visit.duration_ms < bounce_ms));
+        f.capped = f.capped.saturating_add(u64::from(visit.capped));
         f.visit_duration.add(visit.duration_ms as f64 / 1000.0);
         if let (Some(counts), Some(is_repeat)) = (&mut f.repeat, repeat) {
-            counts.eligible_entries += 1;
-            counts.repeat_visits += u64::from(is_repeat);
+            counts.eligible_entries = counts.eligible_entries.saturating_add(1);
+            counts.repeat_visits = counts.repeat_visits.saturating_add(u64::from(is_repeat));
         }
         for (zi, id) in &in_store_zones {
             let dwell = visit.dwell_ms.get(*zi as usize).copied().unwrap_or(0);
             if dwell >= zone_min_ms {
                 let zone = f.zones.entry(id.clone()).or_default();
-                zone.zone_visits += 1;
+                zone.zone_visits = zone.zone_visits.saturating_add(1);
                 zone.dwell.add(dwell as f64 / 1000.0);
             }
         }
     }
 
     fn count_door(&mut self, t: i64, sensor: u16, record: Option<Box<str>>, count: DoorCount) {
-        let state = &mut self.door_state[sensor as usize];
+        let max_ids = self.config.limits.max_dedup_ids;
+        let Some(state) = self.door_state.get_mut(usize::from(sensor)) else {
+            self.stats.reject(RejectReason::UnknownDoorSensor);
+            return;
+        };
         if let Some(record) = record {
-            if !state
+            match state
                 .records
-                .first_time(t, record, DOOR_RECORD_RETENTION_MS)
+                .first_time(t, record, DOOR_RECORD_RETENTION_MS, max_ids)
             {
-                self.stats.reject(RejectReason::DuplicateDoorRecord);
-                return;
+                Novelty::Duplicate => {
+                    self.stats.reject(RejectReason::DuplicateDoorRecord);
+                    return;
+                }
+                Novelty::New { shed } => self.stats.shed(Shed::DoorRecordId, shed),
             }
         }
         let (entered, exited) = match count {
@@ -860,43 +889,53 @@ impl Engine {
                     return;
                 }
                 let previous = state.last_register.replace((t, in_total, out_total));
+                // "a register that goes down means a sensor reset, not negative traffic":
+                // it counted up from zero since the reset.
+                let since = |total: u64, before: u64| total.checked_sub(before).unwrap_or(total);
                 match previous {
                     // The first register read is a baseline: what came before it is unknown.
                     None => (0, 0),
-                    // "a register that goes down means a sensor reset, not negative traffic":
-                    // it counted up from zero since the reset.
-                    Some((_, pin, pout)) => (
-                        if in_total >= pin {
-                            in_total - pin
-                        } else {
-                            in_total
-                        },
-                        if out_total >= pout {
-                            out_total - pout
-                        } else {
-                            out_total
-                        },
-                    ),
+                    Some((_, pin, pout)) => (since(in_total, pin), since(out_total, pout)),
                 }
             }
         };
+        let previous = state
+            .last_record
+            .replace(state.last_record.map_or(t, |p| p.max(t)));
+        if !self.plausible_crossings(previous, t, entered.max(exited)) {
+            // A corrupt or forged record; a register's next read is a new baseline.
+            if let Some(state) = self.door_state.get_mut(usize::from(sensor)) {
+                if matches!(count, DoorCount::Cumulative { .. }) {
+                    state.last_register = None;
+                }
+            }
+            self.stats.reject(RejectReason::ImplausibleDoorCount);
+            return;
+        }
         if let Some(w) = self.window_mut(t) {
-            w.funnel.door_in = Some(w.funnel.door_in.unwrap_or(0) + entered);
-            w.funnel.door_out = Some(w.funnel.door_out.unwrap_or(0) + exited);
+            w.funnel.door_in = Some(w.funnel.door_in.unwrap_or(0).saturating_add(entered));
+            w.funnel.door_out = Some(w.funnel.door_out.unwrap_or(0).saturating_add(exited));
         }
     }
 
     fn count_transaction(&mut self, t: i64, id: Box<str>, amount_minor: Option<i64>) {
-        if !self
+        let max_ids = self.config.limits.max_dedup_ids;
+        match self
             .transactions
-            .first_time(t, id, TRANSACTION_RETENTION_MS)
+            .first_time(t, id, TRANSACTION_RETENTION_MS, max_ids)
         {
-            self.stats.reject(RejectReason::DuplicateTransaction);
-            return;
+            Novelty::Duplicate => {
+                self.stats.reject(RejectReason::DuplicateTransaction);
+                return;
+            }
+            Novelty::New { shed } => self.stats.shed(Shed::TransactionId, shed),
         }
         if let Some(w) = self.window_mut(t) {
-            w.funnel.transactions += 1;
-            w.funnel.revenue_minor += amount_minor.unwrap_or(0);
+            w.funnel.transactions = w.funnel.transactions.saturating_add(1);
+            w.funnel.revenue_minor = w
+                .funnel
+                .revenue_minor
+                .saturating_add(amount_minor.unwrap_or(0));
         }
     }
 

@@ -28,6 +28,9 @@ pub enum RejectReason {
     /// A cumulative door register read older than one already counted (its crossings are in
     /// the later read's difference).
     StaleRegister,
+    /// A door record counting more crossings than `max_door_crossings_per_minute` allows for
+    /// the time since the sensor's previous record (a corrupt or forged register or interval).
+    ImplausibleDoorCount,
 }
 
 impl RejectReason {
@@ -42,11 +45,48 @@ impl RejectReason {
             RejectReason::DuplicateTransaction => "duplicate_transaction",
             RejectReason::DuplicateDoorRecord => "duplicate_door_record",
             RejectReason::StaleRegister => "stale_register",
+            RejectReason::ImplausibleDoorCount => "implausible_door_count",
         }
     }
 }
 
 impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the engine let go of to stay within its [`Limits`](crate::Limits).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum Shed {
+    /// A tracked device never confirmed present (no visit), least recently heard first; its
+    /// undecided pass is dropped uncounted.
+    Device,
+    /// A sighting of a new device while every tracked device has a visit open.
+    NewDevice,
+    /// A device's visit days (repeat detection), least recently visiting first.
+    VisitHistory,
+    /// A door record id kept for de-duplication, oldest first.
+    DoorRecordId,
+    /// A transaction id kept for de-duplication, oldest first.
+    TransactionId,
+}
+
+impl Shed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shed::Device => "device",
+            Shed::NewDevice => "new_device",
+            Shed::VisitHistory => "visit_history",
+            Shed::DoorRecordId => "door_record_id",
+            Shed::TransactionId => "transaction_id",
+        }
+    }
+}
+
+impl fmt::Display for Shed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -64,14 +104,33 @@ pub struct IngestStats {
     #[serde(default)]
     pub late_counts: u64,
     pub rejected: BTreeMap<RejectReason, u64>,
+    /// State let go of at a limit, by kind.
+    #[serde(default)]
+    pub shed: BTreeMap<Shed, u64>,
+    /// Times the receiving clock stepped back and the engine re-based its time
+    /// ([`Engine::handle_timeout`](crate::Engine::handle_timeout)).
+    #[serde(default)]
+    pub clock_steps_back: u64,
 }
 
 impl IngestStats {
     pub(crate) fn reject(&mut self, reason: RejectReason) {
-        *self.rejected.entry(reason).or_default() += 1;
+        let count = self.rejected.entry(reason).or_default();
+        *count = count.saturating_add(1);
+    }
+
+    pub(crate) fn shed(&mut self, kind: Shed, n: u64) {
+        if n > 0 {
+            let count = self.shed.entry(kind).or_default();
+            *count = count.saturating_add(n);
+        }
     }
 
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
+    }
+
+    pub fn shed_total(&self) -> u64 {
+        self.shed.values().sum()
     }
 }

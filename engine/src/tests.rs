@@ -25,6 +25,7 @@ fn config() -> EngineConfig {
         staff_devices: vec![DeviceId(0x5354)],
         thresholds: Thresholds::default(),
         repeat_measurable: true,
+        limits: Limits::default(),
     }
 }
 

@@ -74,6 +74,9 @@ fn restore_engine(config: &StoreConfig, store: &Store) -> Result<(Engine, Option
     match store.load_checkpoint::<Snapshot>() {
         Ok(Some(checkpoint)) => match Engine::restore(config.engine_config(), checkpoint.engine) {
             Ok(engine) => {
+                if let Some(migration) = engine.migration() {
+                    tracing::warn!(%migration, "Checkpoint written under another config");
+                }
                 tracing::info!(cursor = ?checkpoint.source_cursor, "Resuming from checkpoint");
                 Ok((engine, checkpoint.source_cursor))
             }
