@@ -500,11 +500,16 @@ fn coverage_grace_and_pos_systems_reach_the_engine_and_bad_ones_are_named() {
     let text = format!(
         "[metrics]\ncoverage_grace_seconds = 90\n{MINIMAL}\n[[pos_systems]]\nid = \"pos-main\"\n"
     );
-    let engine = parse(&text).unwrap_or_else(|e| panic!("{e}")).engine_config();
+    let engine = parse(&text)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .engine_config();
     assert_eq!(engine.thresholds.coverage_grace_ms, 90_000);
     assert_eq!(engine.pos_sources, ["pos-main"]);
     let default = parse(MINIMAL).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(default.engine_config().thresholds.coverage_grace_ms, 120_000);
+    assert_eq!(
+        default.engine_config().thresholds.coverage_grace_ms,
+        120_000
+    );
     assert!(default.pos_systems.is_empty());
 
     let bad = format!(

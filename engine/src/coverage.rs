@@ -86,7 +86,8 @@ impl CoverageState {
     /// Seconds of `[from, to)` each input was alive; the kinds the store does not have are
     /// absent.
     pub(crate) fn seconds(&self, from: i64, to: i64, has_door: bool, has_pos: bool) -> Coverage {
-        let seconds = |spans: &Spans| u32::try_from(spans.covered_ms(from, to) / 1000).unwrap_or(u32::MAX);
+        let seconds =
+            |spans: &Spans| u32::try_from(spans.covered_ms(from, to) / 1000).unwrap_or(u32::MAX);
         Coverage {
             ble_seconds: seconds(&self.ble),
             door_seconds: has_door.then(|| seconds(&self.door)),

@@ -26,8 +26,8 @@ use std::collections::{BTreeMap, VecDeque};
 use chrono::NaiveDate;
 use rustc_hash::{FxHashMap, FxHashSet};
 use storefront_protocol::{
-    Coverage, DailySummary, DeviceId, DoorCount, DoorDirection, Event, Funnel, InputKind, RepeatCounts,
-    SUMMARY_SCHEMA_VERSION, Timestamp, WindowSummary, ZoneSummary,
+    Coverage, DailySummary, DeviceId, DoorCount, DoorDirection, Event, Funnel, InputKind,
+    RepeatCounts, SUMMARY_SCHEMA_VERSION, Timestamp, WindowSummary, ZoneSummary,
 };
 
 pub use calendar::Calendar;
@@ -615,15 +615,16 @@ impl Engine {
         self.ready_days.pop_front()
     }
 
-    /// Windows not final yet, with what is known so far (closed visits and passes only, and
-    /// coverage up to the engine's clock).
+    /// Windows not final yet that have data so far, with what is known (closed visits and
+    /// passes only, and coverage up to the engine's clock).
     pub fn provisional_windows(&self) -> Vec<WindowSummary> {
         let window_ms = self.calendar.window_ms();
         self.windows
             .iter()
-            .map(|(&start, acc)| {
+            .filter_map(|(&start, acc)| {
                 let coverage = self.window_coverage(start, (start + window_ms).min(self.clock));
-                self.summary(start, acc.funnel.clone(), coverage)
+                (!coverage::no_data(&coverage, &acc.funnel))
+                    .then(|| self.summary(start, acc.funnel.clone(), coverage))
             })
             .collect()
     }

@@ -123,7 +123,12 @@ fn a_week_switched_off_emits_no_window_and_no_day_for_the_gap() {
     // Each day around the gap says how little of it the store saw: 5 minutes of readings and
     // the grace after the last one.
     for day in &days {
-        assert_eq!(day.coverage, ble_only(299 + grace_s()), "{}", day.local_date);
+        assert_eq!(
+            day.coverage,
+            ble_only(299 + grace_s()),
+            "{}",
+            day.local_date
+        );
         assert_eq!(day.funnel.entries, 1, "{}", day.local_date);
     }
 }
@@ -155,8 +160,16 @@ fn a_window_where_the_scanners_were_alive_but_no_one_came_is_a_real_zero() {
     let seconds: Vec<_> = windows.iter().map(|w| w.coverage).collect();
     let full = ble_only(900);
     assert_eq!(seconds, [full, full, full, full, ble_only(grace_s() - 60)]);
-    assert!(windows.iter().all(|w| w.funnel.entries == 0 && w.funnel.passers_by == 0));
-    assert_eq!(windows[0].funnel.door_in, Some(0), "a real zero, not missing");
+    assert!(
+        windows
+            .iter()
+            .all(|w| w.funnel.entries == 0 && w.funnel.passers_by == 0)
+    );
+    assert_eq!(
+        windows[0].funnel.door_in,
+        Some(0),
+        "a real zero, not missing"
+    );
     assert_eq!(days.len(), 1);
     assert_eq!(days[0].windows, 5);
     assert_eq!(days[0].funnel.entries, 0);
@@ -196,7 +209,10 @@ fn door_records_and_sales_mark_their_inputs_alive_and_an_unconfigured_pos_is_abs
     };
     let (_, windows, _) = run_with(no_pos, &events);
     let coverage = windows[0].coverage.expect("recorded");
-    assert_eq!(coverage.pos_seconds, None, "the store has no POS system configured");
+    assert_eq!(
+        coverage.pos_seconds, None,
+        "the store has no POS system configured"
+    );
     assert_eq!(windows[0].funnel.transactions, 1, "its sales still count");
 }
 
@@ -230,7 +246,10 @@ fn a_late_sign_of_life_still_covers_its_open_window() {
     engine.end_of_stream();
     let window = engine.poll_window().expect("09:00 had data");
     assert_eq!(engine.stats().late_counts, 1);
-    assert_eq!(window.coverage.and_then(|c| c.door_seconds), Some(grace_s()));
+    assert_eq!(
+        window.coverage.and_then(|c| c.door_seconds),
+        Some(grace_s())
+    );
 }
 
 #[test]

@@ -331,7 +331,8 @@ mod tests {
         old.as_object_mut().unwrap().remove("coverage");
         let read: WindowSummary = serde_json::from_value(old).unwrap();
         assert_eq!(read.coverage, None);
-        let day = serde_json::to_value(DailySummary::new("s1", "2026-11-23", Timestamp(0))).unwrap();
+        let day =
+            serde_json::to_value(DailySummary::new("s1", "2026-11-23", Timestamp(0))).unwrap();
         let read: DailySummary = serde_json::from_value(day).unwrap();
         assert_eq!(read.coverage, None);
     }

@@ -120,7 +120,9 @@ fn every_sensor_says_it_is_alive_at_least_every_minute_all_day() {
     for event in &day.events {
         if let Event::Alive(a) = event {
             let t = a.t.millis();
-            let previous = last_seen.insert((a.input, a.source.clone()), t).unwrap_or(start);
+            let previous = last_seen
+                .insert((a.input, a.source.clone()), t)
+                .unwrap_or(start);
             assert!(t - previous <= 60_000, "{a:?}: silent since {previous}");
         }
     }
@@ -131,7 +133,10 @@ fn every_sensor_says_it_is_alive_at_least_every_minute_all_day() {
         "every scanner, the door counter and the POS"
     );
     for ((input, source), last) in last_seen {
-        assert!(end - last <= 60_000, "{input:?} {source} silent from {last}");
+        assert!(
+            end - last <= 60_000,
+            "{input:?} {source} silent from {last}"
+        );
     }
 }
 

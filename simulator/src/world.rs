@@ -660,7 +660,12 @@ impl Simulator {
             .scanners()
             .map(|(id, _, _)| (InputKind::Ble, id))
             .collect();
-        sources.extend(layout.door_sensor.iter().map(|id| (InputKind::Door, id.as_str())));
+        sources.extend(
+            layout
+                .door_sensor
+                .iter()
+                .map(|id| (InputKind::Door, id.as_str())),
+        );
         for (n, (input, source)) in sources.into_iter().enumerate() {
             let mut t = day_start;
             while t < day_end {
