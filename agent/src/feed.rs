@@ -253,6 +253,9 @@ impl Feed {
                     }
                 }
             }
+            // Live sources say they are alive on their own (scanner status, door heartbeats,
+            // POS polls); there is no message to send for it.
+            Event::Alive(_) => Ok(()),
         }
     }
 

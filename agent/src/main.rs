@@ -108,9 +108,15 @@ fn report(args: ReportArgs) -> Result<()> {
         );
     }
     if args.json {
-        println!("{}", storefront_dashboard::report_json(&days, &view));
+        println!(
+            "{}",
+            storefront_dashboard::report_json(&days, &view, from, to)
+        );
     } else {
-        print!("{}", storefront_dashboard::report_table(&days, &view));
+        print!(
+            "{}",
+            storefront_dashboard::report_table(&days, &view, from, to)
+        );
     }
     Ok(())
 }

@@ -616,6 +616,7 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
                 doors <= 100
             }
             Event::Transaction(_) => true,
+            Event::Alive(_) => false,
         };
         if !keep {
             continue;
@@ -630,6 +631,7 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
                 "storefront/local/pos/p".into(),
                 encode_pushed_transaction(t),
             )),
+            Event::Alive(_) => {}
         }
     }
     corpus.push((

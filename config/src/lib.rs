@@ -36,6 +36,8 @@ pub struct StoreConfig {
     pub zones: Vec<Zone>,
     /// Door-counter sensor ids.
     pub door_sensors: Vec<String>,
+    /// POS system ids; with none, summaries carry no POS coverage.
+    pub pos_systems: Vec<String>,
     pub privacy: Privacy,
     pub storage: Storage,
     pub sync: SyncConfig,
@@ -86,6 +88,7 @@ impl StoreConfig {
                 })
                 .collect(),
             door_sensors: self.door_sensors.clone(),
+            pos_sources: self.pos_systems.clone(),
             staff_devices: self.privacy.staff_devices.clone(),
             thresholds: Thresholds {
                 detect_rssi_dbm: m.detect_rssi_dbm,
@@ -101,6 +104,7 @@ impl StoreConfig {
                 window_seconds: m.window_seconds,
                 max_event_delay_ms: ms(m.max_event_delay),
                 max_count_delay_ms: ms(m.max_count_delay),
+                coverage_grace_ms: ms(m.coverage_grace),
             },
             repeat_measurable: self.repeat_measurable(),
             limits: self.limits.clone(),

@@ -18,6 +18,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub door_sensors: Vec<RawDoorSensor>,
     #[serde(default)]
+    pub pos_systems: Vec<RawPosSystem>,
+    #[serde(default)]
     pub privacy: RawPrivacy,
     #[serde(default)]
     pub storage: RawStorage,
@@ -97,6 +99,7 @@ pub(crate) struct RawMetrics {
     pub window_seconds: i64,
     pub max_event_delay_seconds: i64,
     pub max_count_delay_seconds: i64,
+    pub coverage_grace_seconds: i64,
 }
 
 impl Default for RawMetrics {
@@ -118,6 +121,7 @@ impl Default for RawMetrics {
             window_seconds: 900,
             max_event_delay_seconds: 5,
             max_count_delay_seconds: 120,
+            coverage_grace_seconds: 120,
         }
     }
 }
@@ -138,6 +142,12 @@ pub(crate) struct RawZone {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDoorSensor {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPosSystem {
     pub id: String,
 }
 

@@ -411,7 +411,7 @@ fn sources_are_checked() {
 fn a_pos_polled_less_often_than_sales_may_be_late_is_an_error() {
     let pos = |poll: u32, delay: u32| {
         format!(
-            "[metrics]\nmax_count_delay_seconds = {delay}\n{MINIMAL}\n[sources.pos]\nurl = \"http://pos.local/tx\"\npoll_seconds = {poll}\n"
+            "[metrics]\nmax_count_delay_seconds = {delay}\ncoverage_grace_seconds = 300\n{MINIMAL}\n[sources.pos]\nurl = \"http://pos.local/tx\"\npoll_seconds = {poll}\n"
         )
     };
     let problems = problems(&pos(300, 120));
@@ -492,5 +492,48 @@ fn a_dashboard_address_without_a_port_is_rejected_and_loopback_is_the_default() 
         problems[0].fix.contains("127.0.0.1:8080"),
         "{}",
         problems[0].fix
+    );
+}
+
+#[test]
+fn coverage_grace_and_pos_systems_reach_the_engine_and_bad_ones_are_named() {
+    let text = format!(
+        "[metrics]\ncoverage_grace_seconds = 90\n{MINIMAL}\n[[pos_systems]]\nid = \"pos-main\"\n"
+    );
+    let engine = parse(&text)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .engine_config();
+    assert_eq!(engine.thresholds.coverage_grace_ms, 90_000);
+    assert_eq!(engine.pos_sources, ["pos-main"]);
+    let default = parse(MINIMAL).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        default.engine_config().thresholds.coverage_grace_ms,
+        120_000
+    );
+    assert!(default.pos_systems.is_empty());
+
+    let bad = format!(
+        "[metrics]\ncoverage_grace_seconds = 0\n{MINIMAL}\n[[pos_systems]]\nid = \"sf-1\"\n[[pos_systems]]\nid = \"till\"\n[[pos_systems]]\nid = \"till\"\n"
+    );
+    let named = problems(&bad);
+    assert_eq!(
+        fields(&named),
+        [
+            "metrics.coverage_grace_seconds",
+            "pos_systems[0].id",
+            "pos_systems[2].id"
+        ]
+    );
+    assert!(named[0].fix.contains("at least 1"), "{}", named[0].fix);
+
+    let slow_pos = format!(
+        "{MINIMAL}\n[sources.pos]\nurl = \"http://pos.local/tx\"\npoll_seconds = 100\n[metrics]\nmax_count_delay_seconds = 600\ncoverage_grace_seconds = 60\n"
+    );
+    let slow = problems(&slow_pos);
+    assert_eq!(fields(&slow), ["sources.pos.poll_seconds"]);
+    assert!(
+        slow[0].fix.contains("coverage_grace_seconds to 100"),
+        "{}",
+        slow[0].fix
     );
 }

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub max_event_delay: Duration,
     /// How late door records and sales still count (their window stays open this long).
     pub max_count_delay: Duration,
+    /// An input counts as alive this long after each event or sign of life from it.
+    pub coverage_grace: Duration,
 }
 
 impl Default for Metrics {
@@ -70,6 +72,7 @@ impl Default for Metrics {
             window_seconds: 900,
             max_event_delay: s(5),
             max_count_delay: s(120),
+            coverage_grace: s(120),
         }
     }
 }

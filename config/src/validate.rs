@@ -19,6 +19,8 @@ use crate::types::*;
 const MIN_RSSI_DBM: i64 = -120;
 /// Longest duration accepted (a year): keeps every millisecond count far from overflow.
 const MAX_SECONDS: i64 = 366 * 86_400;
+/// Longest silence that still counts as alive: an hour would already hide a real outage.
+const MAX_COVERAGE_GRACE_SECONDS: i64 = 3600;
 
 pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<StoreConfig, Vec<Problem>> {
     let mut c = Checker::default();
@@ -28,6 +30,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<StoreConfig, Vec
     let metrics = c.metrics(&raw.metrics);
     let zones = c.zones(raw.zones, &raw.metrics, &metrics);
     let door_sensors = c.door_sensors(raw.door_sensors, &zones);
+    let pos_systems = c.pos_systems(raw.pos_systems, &zones, &door_sensors);
     let privacy = c.privacy(raw.privacy);
     let storage = c.storage(raw.storage, base);
     let sync = c.sync(raw.sync, &store, base);
@@ -42,6 +45,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<StoreConfig, Vec
             metrics,
             zones,
             door_sensors,
+            pos_systems,
             privacy,
             storage,
             sync,
@@ -230,6 +234,13 @@ impl Checker {
                 m.max_count_delay_seconds,
                 true,
             ),
+            coverage_grace: Duration::from_secs(self.count(
+                &p("coverage_grace_seconds"),
+                m.coverage_grace_seconds,
+                1,
+                MAX_COVERAGE_GRACE_SECONDS,
+                "write the seconds a working input can stay silent, at least 1 and at most 3600 (120 is the default): longer would count an outage as covered",
+            )),
         };
         if m.visit_gap_seconds > 0 && m.visit_gap_seconds < m.presence_timeout_seconds {
             self.report(
@@ -501,6 +512,38 @@ impl Checker {
             }
         }
         raw.into_iter().map(|d| d.id).collect()
+    }
+
+    fn pos_systems(
+        &mut self,
+        raw: Vec<RawPosSystem>,
+        zones: &[Zone],
+        door_sensors: &[String],
+    ) -> Vec<String> {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, pos) in raw.iter().enumerate() {
+            let f = format!("pos_systems[{i}].id");
+            self.id(&f, &pos.id);
+            if let Some(first) = seen.insert(pos.id.clone(), i) {
+                self.report(
+                    f,
+                    format!(
+                        "POS system {:?} is already listed at pos_systems[{first}]",
+                        pos.id
+                    ),
+                    "list each POS system once",
+                );
+            } else if zones.iter().any(|z| z.scanners.contains(&pos.id))
+                || door_sensors.contains(&pos.id)
+            {
+                self.report(
+                    f,
+                    format!("{:?} is also a scanner or door sensor id", pos.id),
+                    "give the POS system an id of its own, e.g. \"pos-main\"",
+                );
+            }
+        }
+        raw.into_iter().map(|pos| pos.id).collect()
     }
 
     fn privacy(&mut self, raw: RawPrivacy) -> Privacy {
@@ -787,6 +830,19 @@ impl Checker {
                     ),
                     format!(
                         "poll more often (30 is the default), or raise metrics.max_count_delay_seconds above {}",
+                        poll_interval.as_secs()
+                    ),
+                );
+            } else if poll_interval > metrics.coverage_grace {
+                self.report(
+                    "sources.pos.poll_seconds",
+                    format!(
+                        "{} s is longer than metrics.coverage_grace_seconds ({} s): the POS would count as down between polls",
+                        poll_interval.as_secs(),
+                        metrics.coverage_grace.as_secs()
+                    ),
+                    format!(
+                        "poll more often (30 is the default), or raise metrics.coverage_grace_seconds to {}",
                         poll_interval.as_secs()
                     ),
                 );

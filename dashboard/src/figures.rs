@@ -8,7 +8,9 @@ use chrono::{Days, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use serde::Serialize;
 use storefront_engine::Calendar;
-use storefront_protocol::{DailySummary, Distribution, Funnel, Timestamp, WindowSummary};
+use storefront_protocol::{
+    Coverage, DailySummary, Distribution, Funnel, HourTraffic, Timestamp, WindowSummary,
+};
 
 use crate::source::{DashboardSource, StoreView};
 
@@ -30,8 +32,15 @@ pub struct FunnelReport {
     pub provisional: bool,
     /// Where each day's figures came from.
     pub days: Vec<DayStatus>,
-    pub funnel: FunnelFigures,
-    pub visit_duration: DurationFigures,
+    /// Why there are no figures: set (and `funnel`, `visit_duration` null, `zones` empty) when
+    /// no day of the range has data, i.e. no input was alive in any of its windows. "No data"
+    /// is never shown as 0 traffic.
+    pub no_data: Option<String>,
+    /// Seconds each input was alive over the range (the sum of its windows'); null when no
+    /// window recorded it.
+    pub coverage: Option<Coverage>,
+    pub funnel: Option<FunnelFigures>,
+    pub visit_duration: Option<DurationFigures>,
     pub zones: Vec<ZoneFigures>,
     /// Present where the store has a door sensor and the range has door counts.
     pub door_scaled: Option<DoorScaled>,
@@ -43,10 +52,13 @@ pub struct FunnelReport {
 pub struct DayStatus {
     pub date: NaiveDate,
     /// `daily_summary` (the final day), `windows` (a day not final yet: final and provisional
-    /// windows merged) or `none` (no data).
+    /// windows merged) or `none` (no data: no input was alive in any window of it, or nothing
+    /// of it has been seen yet).
     pub source: &'static str,
     pub final_windows: u32,
     pub provisional_windows: u32,
+    /// Seconds each input was alive that day; null when no window recorded it.
+    pub coverage: Option<Coverage>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -140,13 +152,18 @@ pub struct HourRow {
     pub local_time: String,
     /// UTC offset in force, e.g. `+02:00`: tells a repeated hour's two rows apart.
     pub utc_offset: String,
-    pub entries: u64,
-    pub passers_by: u64,
+    /// Null when the hour has no data (no window of it was covered by any input, or it has
+    /// not come yet): missing, not 0.
+    pub entries: Option<u64>,
+    pub passers_by: Option<u64>,
     pub door_in: Option<u64>,
+    /// Seconds each input was alive in the hour; null when not recorded.
+    pub coverage: Option<Coverage>,
     /// Some window of this hour is not final yet.
     pub provisional: bool,
     /// The same local hour on the same weekday a week earlier (the first occurrence of a
-    /// repeated hour matches the first, and so on); null when that hour did not exist.
+    /// repeated hour matches the first, and so on); null when that hour did not exist or had
+    /// no data, so a comparison never sets a day against a gateway that was off.
     pub last_week: Option<LastWeekHour>,
 }
 
@@ -185,12 +202,22 @@ pub fn funnel_report(
     let days = load_days(source, &store, &calendar, week_before, to)?;
 
     let mut funnel = Funnel::default();
+    let mut coverage: Option<Coverage> = None;
     let mut statuses = Vec::new();
     let mut rows = Vec::new();
     let mut provisional = false;
+    let mut days_with_data = 0;
     for date in date_range(from, to) {
         let day = &days[&date];
-        funnel.merge(&day.summary.funnel);
+        if day.summary.windows > 0 {
+            days_with_data += 1;
+            funnel.merge(&day.summary.funnel);
+        }
+        if let Some(day_coverage) = &day.summary.coverage {
+            coverage
+                .get_or_insert_with(Coverage::default)
+                .add(day_coverage);
+        }
         provisional |= day.status.provisional_windows > 0;
         statuses.push(day.status.clone());
         let last_week = date
@@ -199,6 +226,7 @@ pub fn funnel_report(
         rows.extend(hour_rows(&calendar, store.timezone, day, last_week));
     }
 
+    let has_data = days_with_data > 0;
     Ok(FunnelReport {
         store_id: store.id.clone(),
         timezone: store.timezone.name().to_owned(),
@@ -207,12 +235,31 @@ pub fn funnel_report(
         today,
         provisional,
         days: statuses,
-        funnel: funnel_figures(&funnel),
-        visit_duration: duration_figures(&funnel.visit_duration),
-        zones: zone_figures(&funnel, &store),
-        door_scaled: door_scaled(&funnel, &store),
+        no_data: (!has_data).then(|| no_data_reason(from, to)),
+        coverage,
+        funnel: has_data.then(|| funnel_figures(&funnel)),
+        visit_duration: has_data.then(|| duration_figures(&funnel.visit_duration)),
+        zones: if has_data {
+            zone_figures(&funnel, &store)
+        } else {
+            Vec::new()
+        },
+        door_scaled: door_scaled(&funnel, &store).filter(|_| has_data),
         traffic_by_hour: rows,
     })
+}
+
+/// What "no data" means, for the API and the report.
+pub fn no_data_reason(from: NaiveDate, to: NaiveDate) -> String {
+    let span = if from == to {
+        from.to_string()
+    } else {
+        format!("{from} to {to}")
+    };
+    format!(
+        "no data for {span}: no input (BLE scanners, door counter, POS) was alive in any window, \
+         or nothing of it has been seen yet; this is missing data, not zero traffic"
+    )
 }
 
 pub(crate) fn date_range(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
@@ -246,6 +293,7 @@ fn load_days(
                     source: "daily_summary",
                     final_windows: summary.windows,
                     provisional_windows: 0,
+                    coverage: summary.coverage,
                 },
                 summary,
                 provisional_hours: BTreeSet::new(),
@@ -299,6 +347,7 @@ fn day_from_windows(
             source,
             final_windows: finals.len() as u32,
             provisional_windows,
+            coverage: summary.coverage,
         },
         summary,
         provisional_hours,
@@ -320,14 +369,13 @@ pub fn hours_of_day(calendar: &Calendar, date: NaiveDate) -> Vec<Timestamp> {
     hours
 }
 
+/// One local hour's traffic; `traffic` is `None` when no window of it had data.
 struct HourData {
     hour_start: Timestamp,
-    entries: u64,
-    passers_by: u64,
-    door_in: Option<u64>,
+    traffic: Option<HourTraffic>,
 }
 
-/// A day's traffic on its full hour grid (hours without data are zero rows).
+/// A day's traffic on its full hour grid; an hour with no emitted window has no data.
 fn day_hours(calendar: &Calendar, day: &DayData) -> Vec<HourData> {
     let mut by_start: BTreeMap<Timestamp, HourData> = hours_of_day(calendar, day.status.date)
         .into_iter()
@@ -336,25 +384,19 @@ fn day_hours(calendar: &Calendar, day: &DayData) -> Vec<HourData> {
                 hour_start,
                 HourData {
                     hour_start,
-                    entries: 0,
-                    passers_by: 0,
-                    door_in: None,
+                    traffic: None,
                 },
             )
         })
         .collect();
     for hour in &day.summary.traffic_by_hour {
-        let slot = by_start.entry(hour.hour_start).or_insert(HourData {
-            hour_start: hour.hour_start,
-            entries: 0,
-            passers_by: 0,
-            door_in: None,
-        });
-        slot.entries += hour.entries;
-        slot.passers_by += hour.passers_by;
-        if let Some(door) = hour.door_in {
-            slot.door_in = Some(slot.door_in.unwrap_or(0) + door);
-        }
+        by_start
+            .entry(hour.hour_start)
+            .or_insert(HourData {
+                hour_start: hour.hour_start,
+                traffic: None,
+            })
+            .traffic = Some(hour.clone());
     }
     by_start.into_values().collect()
 }
@@ -392,20 +434,21 @@ fn hour_rows(
                 local_hour,
                 local_time,
                 utc_offset,
-                entries: hour.entries,
-                passers_by: hour.passers_by,
-                door_in: hour.door_in,
+                entries: hour.traffic.as_ref().map(|h| h.entries),
+                passers_by: hour.traffic.as_ref().map(|h| h.passers_by),
+                door_in: hour.traffic.as_ref().and_then(|h| h.door_in),
+                coverage: hour.traffic.as_ref().and_then(|h| h.coverage),
                 provisional: day.provisional_hours.contains(&hour.hour_start),
                 last_week: last_week.and_then(|previous| {
-                    earlier
-                        .remove(&(local_hour, occurrence))
-                        .map(|h| LastWeekHour {
-                            local_date: previous.status.date,
-                            hour_start: h.hour_start,
-                            entries: h.entries,
-                            passers_by: h.passers_by,
-                            door_in: h.door_in,
-                        })
+                    let h = earlier.remove(&(local_hour, occurrence))?;
+                    let traffic = h.traffic?;
+                    Some(LastWeekHour {
+                        local_date: previous.status.date,
+                        hour_start: h.hour_start,
+                        entries: traffic.entries,
+                        passers_by: traffic.passers_by,
+                        door_in: traffic.door_in,
+                    })
                 }),
             }
         })

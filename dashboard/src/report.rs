@@ -1,14 +1,17 @@
 //! `agent report`: a day or a range of final days as a terminal table (one row per day and a
-//! total row) or as JSON. Figures are the same as the API's ([`crate::figures`]).
+//! total row) or as JSON. Figures are the same as the API's ([`crate::figures`]). A date without
+//! a final day has no data (no input was alive, or the day is not final yet): its row says so
+//! instead of showing zeros, and the total is over the days with data.
 
 use std::fmt::Write as _;
 
+use chrono::NaiveDate;
 use serde::Serialize;
-use storefront_protocol::{DailySummary, Funnel};
+use storefront_protocol::{Coverage, DailySummary, Funnel};
 
 use crate::figures::{
-    DoorScaled, DurationFigures, FunnelFigures, ZoneFigures, door_scaled, duration_figures,
-    funnel_figures, zone_figures,
+    DoorScaled, DurationFigures, FunnelFigures, ZoneFigures, date_range, door_scaled,
+    duration_figures, funnel_figures, no_data_reason, zone_figures,
 };
 use crate::source::StoreView;
 
@@ -18,8 +21,9 @@ pub struct Report {
     pub store_id: String,
     pub store_name: String,
     pub timezone: String,
+    /// One row per date of the range, with data or not.
     pub days: Vec<ReportRow>,
-    /// The merge of all the days (counts add, sketches merge); absent when there are no days.
+    /// The merge of the days with data (counts add, sketches merge); absent when none has.
     pub total: Option<ReportRow>,
 }
 
@@ -27,36 +31,73 @@ pub struct Report {
 pub struct ReportRow {
     /// The local date, or `total`.
     pub date: String,
+    /// Windows with data merged into the row.
     pub windows: u32,
-    pub funnel: FunnelFigures,
-    pub visit_duration: DurationFigures,
+    /// Why the row has no figures (`funnel` and `visit_duration` null); absent when it has.
+    pub no_data: Option<String>,
+    /// Seconds each input was alive; null when not recorded.
+    pub coverage: Option<Coverage>,
+    pub funnel: Option<FunnelFigures>,
+    pub visit_duration: Option<DurationFigures>,
     pub zones: Vec<ZoneFigures>,
     pub door_scaled: Option<DoorScaled>,
 }
 
-fn row(date: String, windows: u32, funnel: &Funnel, store: &StoreView) -> ReportRow {
+fn row(
+    date: String,
+    windows: u32,
+    coverage: Option<Coverage>,
+    funnel: &Funnel,
+    store: &StoreView,
+) -> ReportRow {
     ReportRow {
         date,
         windows,
-        funnel: funnel_figures(funnel),
-        visit_duration: duration_figures(&funnel.visit_duration),
+        no_data: None,
+        coverage,
+        funnel: Some(funnel_figures(funnel)),
+        visit_duration: Some(duration_figures(&funnel.visit_duration)),
         zones: zone_figures(funnel, store),
         door_scaled: door_scaled(funnel, store),
     }
 }
 
-/// The report as data, days sorted by date.
-pub fn report(days: &[DailySummary], store: &StoreView) -> Report {
-    let mut sorted: Vec<&DailySummary> = days.iter().collect();
-    sorted.sort_by(|a, b| a.local_date.cmp(&b.local_date));
+fn no_data_row(date: NaiveDate) -> ReportRow {
+    ReportRow {
+        date: date.to_string(),
+        windows: 0,
+        no_data: Some(no_data_reason(date, date)),
+        coverage: None,
+        funnel: None,
+        visit_duration: None,
+        zones: Vec::new(),
+        door_scaled: None,
+    }
+}
+
+/// The report as data: one row per local date of `from..=to`, from the final `days`.
+pub fn report(days: &[DailySummary], store: &StoreView, from: NaiveDate, to: NaiveDate) -> Report {
     let mut total = Funnel::default();
+    let mut total_coverage: Option<Coverage> = None;
     let mut windows = 0;
-    let rows = sorted
-        .iter()
-        .map(|day| {
-            total.merge(&day.funnel);
-            windows += day.windows;
-            row(day.local_date.clone(), day.windows, &day.funnel, store)
+    let mut with_data = 0;
+    let rows = date_range(from, to)
+        .map(|date| {
+            let label = date.to_string();
+            match days.iter().find(|d| d.local_date == label) {
+                Some(day) => {
+                    with_data += 1;
+                    total.merge(&day.funnel);
+                    if let Some(coverage) = &day.coverage {
+                        total_coverage
+                            .get_or_insert_with(Coverage::default)
+                            .add(coverage);
+                    }
+                    windows += day.windows;
+                    row(label, day.windows, day.coverage, &day.funnel, store)
+                }
+                None => no_data_row(date),
+            }
         })
         .collect();
     Report {
@@ -64,13 +105,19 @@ pub fn report(days: &[DailySummary], store: &StoreView) -> Report {
         store_name: store.name.clone(),
         timezone: store.timezone.name().to_owned(),
         days: rows,
-        total: (!days.is_empty()).then(|| row("total".to_owned(), windows, &total, store)),
+        total: (with_data > 0)
+            .then(|| row("total".to_owned(), windows, total_coverage, &total, store)),
     }
 }
 
 /// The report as pretty JSON.
-pub fn report_json(days: &[DailySummary], store: &StoreView) -> String {
-    serde_json::to_string_pretty(&report(days, store))
+pub fn report_json(
+    days: &[DailySummary],
+    store: &StoreView,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> String {
+    serde_json::to_string_pretty(&report(days, store, from, to))
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
@@ -86,11 +133,17 @@ fn optional(value: Option<u64>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-/// A plain-text table: a header, one row per day, a rule and a total row. Rates are percent
-/// with one decimal, durations minutes; `-` marks a figure that cannot be computed and
-/// `n/m` a repeat rate that is not measured.
-pub fn report_table(days: &[DailySummary], store: &StoreView) -> String {
-    let report = report(days, store);
+/// A plain-text table: a header, one row per date of `from..=to`, a rule and a total row.
+/// Rates are percent with one decimal, durations minutes; `-` marks a figure that cannot be
+/// computed, `n/m` a repeat rate that is not measured, and `no data` a date without a final
+/// day (never zeros).
+pub fn report_table(
+    days: &[DailySummary],
+    store: &StoreView,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> String {
+    let report = report(days, store, from, to);
     let header = [
         "date",
         "passers-by",
@@ -106,7 +159,9 @@ pub fn report_table(days: &[DailySummary], store: &StoreView) -> String {
         "door in",
     ];
     let cells = |r: &ReportRow| -> Vec<String> {
-        let f = &r.funnel;
+        let (Some(f), Some(duration)) = (&r.funnel, &r.visit_duration) else {
+            return vec![r.date.clone(), "no data".to_owned()];
+        };
         vec![
             r.date.clone(),
             f.passers_by.to_string(),
@@ -116,8 +171,8 @@ pub fn report_table(days: &[DailySummary], store: &StoreView) -> String {
             percent(f.bounce_rate),
             f.transactions.to_string(),
             percent(f.sales_conversion),
-            minutes(r.visit_duration.p50_seconds),
-            minutes(r.visit_duration.p90_seconds),
+            minutes(duration.p50_seconds),
+            minutes(duration.p90_seconds),
             if f.repeat.measured {
                 percent(f.repeat.rate)
             } else {
@@ -156,7 +211,7 @@ pub fn report_table(days: &[DailySummary], store: &StoreView) -> String {
         let _ = writeln!(out, "{}", text.join("  ").trim_end());
     };
     line(&mut out, &header.map(str::to_owned));
-    if rows.is_empty() {
+    if total.is_none() {
         let _ = writeln!(out, "(no final days in this range)");
         return out;
     }
@@ -167,6 +222,12 @@ pub fn report_table(days: &[DailySummary], store: &StoreView) -> String {
     let _ = writeln!(out, "{}", "-".repeat(rule));
     if let Some(t) = total {
         line(&mut out, &t);
+    }
+    if report.days.iter().any(|r| r.no_data.is_some()) {
+        let _ = writeln!(
+            out,
+            "no data: no input was alive that day, or the day is not final yet (not zero traffic)"
+        );
     }
     out
 }

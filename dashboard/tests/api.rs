@@ -8,7 +8,7 @@ use serde_json::Value;
 use storefront_dashboard::{
     LiveView, SensorHealth, SensorKind, SensorStatus, funnel_report, report, report_table,
 };
-use storefront_protocol::Funnel;
+use storefront_protocol::{Coverage, Funnel};
 
 fn f64_of(v: &Value) -> Option<f64> {
     v.as_f64()
@@ -679,7 +679,8 @@ fn the_report_table_has_a_row_per_day_and_a_total_row() {
     let source = paris_today();
     let store = source.store.clone().unwrap();
     let days = &source.days[..3];
-    let table = report_table(days, &store);
+    let (from, to) = (date("2026-10-22"), date("2026-10-24"));
+    let table = report_table(days, &store, from, to);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 1 + 1 + 3 + 1 + 1, "{table}");
     assert!(lines[1].starts_with("date"));
@@ -689,17 +690,46 @@ fn the_report_table_has_a_row_per_day_and_a_total_row() {
         total.merge(&d.funnel);
         assert!(table.contains(&d.local_date));
     }
-    let json = report(days, &store);
-    let t = json.total.unwrap();
-    assert_eq!(t.funnel.entries, total.entries);
-    assert_eq!(t.funnel.shopfront_conversion, total.shopfront_conversion());
+    let json = report(days, &store, from, to);
+    let t = json.total.unwrap().funnel.unwrap();
+    assert_eq!(t.entries, total.entries);
+    assert_eq!(t.shopfront_conversion, total.shopfront_conversion());
     assert!(
         lines[6].contains(&format!(" {} ", total.entries)),
         "{table}"
     );
     assert!(lines[6].contains(&format!("{:.1}%", total.bounce_rate().unwrap() * 100.0)));
     assert!(table.contains("n/m"), "repeat not measured is shown as n/m");
-    assert!(report_table(&[], &store).contains("no final days"));
+    assert!(report_table(&[], &store, from, to).contains("no final days"));
+}
+
+#[test]
+fn the_report_shows_no_data_for_a_day_without_coverage_and_totals_the_others() {
+    let source = paris_with_gaps();
+    let store = source.store.clone().unwrap();
+    let (from, to) = (date("2026-10-19"), date("2026-10-21"));
+    let table = report_table(&source.days, &store, from, to);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("2026-10-20"))
+        .unwrap_or_else(|| panic!("a row for the day without data:\n{table}"));
+    assert!(row.ends_with("no data"), "{row}");
+    assert!(table.contains("not zero traffic"), "{table}");
+    let json = report(&source.days, &store, from, to);
+    assert_eq!(json.days.len(), 3);
+    assert!(json.days[1].funnel.is_none() && json.days[1].no_data.is_some());
+    let mut expected = Funnel::default();
+    for d in source
+        .days
+        .iter()
+        .filter(|d| d.local_date == "2026-10-19" || d.local_date == "2026-10-21")
+    {
+        expected.merge(&d.funnel);
+    }
+    assert_eq!(
+        json.total.unwrap().funnel.unwrap().entries,
+        expected.entries
+    );
 }
 
 #[test]
@@ -711,6 +741,74 @@ fn funnel_report_is_the_same_figures_as_the_api() {
         .iter()
         .find(|d| d.local_date == "2026-10-20")
         .unwrap();
-    assert_eq!(r.funnel.entries, day.funnel.entries);
+    assert_eq!(r.funnel.unwrap().entries, day.funnel.entries);
     assert_eq!(r.traffic_by_hour.len(), 24);
+}
+
+/// Paris today, with the gateway off all of 2026-10-20 and, on 2026-10-18 (today's "last
+/// week"), on only from 09:00 to 20:00: only those windows exist, each fully covered by BLE.
+fn paris_with_gaps() -> FakeSource {
+    let mut source = paris_today();
+    let tz = chrono_tz::Europe::Paris;
+    source
+        .days
+        .retain(|d| d.local_date != "2026-10-20" && d.local_date != "2026-10-18");
+    let covered: Vec<_> = day_windows(tz, date("2026-10-18"), 1010, true)
+        .into_iter()
+        .filter(|w| (9..20).contains(&w.local_hour))
+        .map(|mut w| {
+            w.coverage = Some(Coverage {
+                ble_seconds: 900,
+                door_seconds: Some(900),
+                pos_seconds: None,
+            });
+            w
+        })
+        .collect();
+    source.days.push(daily(tz, date("2026-10-18"), &covered));
+    source
+}
+
+#[tokio::test]
+async fn a_day_no_input_covered_is_no_data_not_zeros() {
+    let (app, _) = app(paris_with_gaps(), None);
+    let json = get_json(&app, "/api/v1/funnel?date=2026-10-20").await;
+    assert!(json["funnel"].is_null(), "{}", json["funnel"]);
+    assert!(json["visit_duration"].is_null());
+    assert!(
+        json["no_data"]
+            .as_str()
+            .is_some_and(|r| r.contains("not zero traffic")),
+        "{}",
+        json["no_data"]
+    );
+    assert_eq!(json["days"][0]["source"], "none");
+    let hours = json["traffic_by_hour"].as_array().unwrap();
+    assert_eq!(hours.len(), 24);
+    for hour in hours {
+        assert!(hour["entries"].is_null(), "{hour}");
+        assert!(hour["passers_by"].is_null(), "{hour}");
+    }
+}
+
+#[tokio::test]
+async fn hours_without_coverage_are_no_data_and_last_week_skips_them() {
+    let (app, _) = app(paris_with_gaps(), None);
+    let json = get_json(&app, "/api/v1/funnel?date=2026-10-18").await;
+    assert_eq!(json["days"][0]["coverage"]["ble_seconds"], 11 * 3600);
+    let hours = json["traffic_by_hour"].as_array().unwrap();
+    for hour in hours {
+        let open = (9..20).contains(&hour["local_hour"].as_u64().unwrap());
+        assert_eq!(!hour["entries"].is_null(), open, "{hour}");
+        if open {
+            assert_eq!(hour["coverage"]["ble_seconds"], 3600, "{hour}");
+        }
+    }
+    // Today against that day: only its covered hours are compared, never a 0 for an hour the
+    // gateway was off.
+    let today = get_json(&app, "/api/v1/funnel").await;
+    for hour in today["traffic_by_hour"].as_array().unwrap() {
+        let open = (9..20).contains(&hour["local_hour"].as_u64().unwrap());
+        assert_eq!(!hour["last_week"].is_null(), open, "{hour}");
+    }
 }

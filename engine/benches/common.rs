@@ -37,6 +37,7 @@ pub fn mall_day() -> (EngineConfig, Vec<Event>) {
         timezone: layout.timezone,
         zones,
         door_sensors: layout.door_sensor.iter().cloned().collect(),
+        pos_sources: vec![layout.pos_system.clone()],
         staff_devices: layout.staff_devices.clone(),
         thresholds: Thresholds::default(),
         repeat_measurable: false,

@@ -45,6 +45,8 @@ pub struct Thresholds {
     /// Door records and sales are counted this late (a window stays open this long past its
     /// end for them).
     pub max_count_delay_ms: i64,
+    /// An input counts as alive this long after each event or sign of life from it.
+    pub coverage_grace_ms: i64,
 }
 
 impl Default for Thresholds {
@@ -64,6 +66,7 @@ impl Default for Thresholds {
             window_seconds: 900,
             max_event_delay_ms: 5_000,
             max_count_delay_ms: 120_000,
+            coverage_grace_ms: 120_000,
         }
     }
 }
@@ -76,6 +79,9 @@ pub struct EngineConfig {
     pub zones: Vec<ZoneConfig>,
     /// Door-counter sensor ids; with none, `door_in` is absent and sales conversion uses entries.
     pub door_sensors: Vec<String>,
+    /// POS system ids (the `source` of their signs of life); with none, a summary's coverage
+    /// has no POS figure.
+    pub pos_sources: Vec<String>,
     /// Consented staff badges: never counted.
     pub staff_devices: Vec<DeviceId>,
     pub thresholds: Thresholds,

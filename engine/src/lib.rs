@@ -16,6 +16,7 @@
 
 mod calendar;
 mod config;
+mod coverage;
 mod device;
 mod limits;
 mod migrate;
@@ -28,8 +29,8 @@ use std::collections::{BTreeMap, VecDeque};
 use chrono::NaiveDate;
 use rustc_hash::{FxHashMap, FxHashSet};
 use storefront_protocol::{
-    DailySummary, DeviceId, DoorCount, DoorDirection, Event, Funnel, RepeatCounts,
-    SUMMARY_SCHEMA_VERSION, Timestamp, WindowSummary, ZoneSummary,
+    Coverage, DailySummary, DeviceId, DoorCount, DoorDirection, Event, Funnel, InputKind,
+    RepeatCounts, SUMMARY_SCHEMA_VERSION, Timestamp, WindowSummary, ZoneSummary,
 };
 
 pub use calendar::Calendar;
@@ -38,6 +39,7 @@ pub use limits::Limits;
 pub use migrate::Migration;
 pub use stats::{IngestStats, RejectReason, Shed};
 
+use coverage::CoverageState;
 use device::{DeviceState, Params, Sink, VisitRecord, ZoneParams};
 use limits::{Novelty, RecentIds};
 use migrate::Layout;
@@ -79,6 +81,19 @@ enum PendingKind {
     // Rare kinds are boxed so the buffer's common entry (a sighting) stays small.
     Door(Box<PendingDoor>),
     Transaction(Box<PendingTransaction>),
+    /// A sign of life from a configured source: only marks its input kind alive.
+    Alive(InputKind),
+}
+
+impl PendingKind {
+    fn input(&self) -> InputKind {
+        match self {
+            PendingKind::Sighting { .. } => InputKind::Ble,
+            PendingKind::Door(_) => InputKind::Door,
+            PendingKind::Transaction(_) => InputKind::Pos,
+            PendingKind::Alive(input) => *input,
+        }
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -218,6 +233,9 @@ pub struct Snapshot {
     /// (read positionally).
     #[serde(default)]
     layout: Layout,
+    /// Absent in snapshots taken before coverage was recorded: restored as "nothing alive yet".
+    #[serde(default)]
+    coverage: CoverageState,
 }
 
 /// Why a snapshot could not be restored.
@@ -239,6 +257,7 @@ pub struct Engine {
     in_store_zones: Vec<(u8, String)>,
     scanners: FxHashMap<String, (u16, u8)>,
     door_sensors: FxHashMap<String, u16>,
+    pos_sources: FxHashSet<String>,
     door_state: Vec<DoorSensorState>,
     staff: FxHashSet<DeviceId>,
     devices: FxHashMap<DeviceId, DeviceState>,
@@ -264,6 +283,7 @@ pub struct Engine {
     layout: Layout,
     /// What restoring a checkpoint under a changed config dropped.
     migration: Option<Migration>,
+    coverage: CoverageState,
 }
 
 fn rssi_x2(dbm: i16) -> i16 {
@@ -317,6 +337,7 @@ impl Engine {
             scanners,
             door_state: vec![DoorSensorState::default(); door_sensors.len()],
             door_sensors,
+            pos_sources: config.pos_sources.iter().cloned().collect(),
             staff: config.staff_devices.iter().copied().collect(),
             devices: FxHashMap::default(),
             history: FxHashMap::default(),
@@ -337,6 +358,7 @@ impl Engine {
             stats: IngestStats::default(),
             layout: Layout::default(),
             migration: None,
+            coverage: CoverageState::default(),
             config,
         };
         engine.layout = Layout::of(&engine);
@@ -374,6 +396,7 @@ impl Engine {
             ready_days: self.ready_days.clone(),
             stats: self.stats.clone(),
             layout: self.layout.clone(),
+            coverage: self.coverage.clone(),
         }
     }
 
@@ -421,6 +444,7 @@ impl Engine {
         engine.ready_windows = snapshot.ready_windows;
         engine.ready_days = snapshot.ready_days;
         engine.stats = snapshot.stats;
+        engine.coverage = snapshot.coverage;
         Ok(engine)
     }
 
@@ -480,7 +504,8 @@ impl Engine {
             return Err(RejectReason::Future);
         }
         // Door records and sales only add to their window's counts, so they are taken late
-        // (POS polling, batched counters) for as long as that window is open.
+        // (POS polling, batched counters) for as long as that window is open; so is a sign of
+        // life, which only adds coverage.
         let late_count_ok = || {
             !matches!(event, Event::Sighting(_))
                 && self
@@ -522,6 +547,21 @@ impl Engine {
                 id: Box::from(x.id.as_str()),
                 amount_minor: x.amount_minor,
             })),
+            Event::Alive(a) => {
+                let known = match a.input {
+                    InputKind::Ble => self.scanners.contains_key(a.source.as_str()),
+                    InputKind::Door => self.door_sensors.contains_key(a.source.as_str()),
+                    InputKind::Pos => self.pos_sources.contains(a.source.as_str()),
+                };
+                if !known {
+                    return Err(match a.input {
+                        InputKind::Ble => RejectReason::UnknownScanner,
+                        InputKind::Door => RejectReason::UnknownDoorSensor,
+                        InputKind::Pos => RejectReason::UnknownPosSystem,
+                    });
+                }
+                PendingKind::Alive(a.input)
+            }
         };
         Ok(Pending { t, kind })
     }
@@ -583,11 +623,17 @@ impl Engine {
         self.ready_days.pop_front()
     }
 
-    /// Windows not final yet, with what is known so far (closed visits and passes only).
+    /// Windows not final yet that have data so far, with what is known (closed visits and
+    /// passes only, and coverage up to the engine's clock).
     pub fn provisional_windows(&self) -> Vec<WindowSummary> {
+        let window_ms = self.calendar.window_ms();
         self.windows
             .iter()
-            .map(|(&start, acc)| self.summary(start, acc.funnel.clone()))
+            .filter_map(|(&start, acc)| {
+                let coverage = self.window_coverage(start, (start + window_ms).min(self.clock));
+                (!coverage::no_data(&coverage, &acc.funnel))
+                    .then(|| self.summary(start, acc.funnel.clone(), coverage))
+            })
             .collect()
     }
 
@@ -734,6 +780,13 @@ impl Engine {
         if t > self.clock {
             self.advance_clock(t);
         }
+        // Whatever a source sent, it was working: below-detect readings, staff badges and
+        // duplicate records included.
+        self.coverage.mark(
+            pending.kind.input(),
+            t,
+            self.config.thresholds.coverage_grace_ms,
+        );
         match pending.kind {
             PendingKind::Sighting {
                 scanner,
@@ -780,6 +833,7 @@ impl Engine {
                 let PendingTransaction { id, amount_minor } = *sale;
                 self.count_transaction(t, id, amount_minor)
             }
+            PendingKind::Alive(_) => {}
         }
     }
 
@@ -955,24 +1009,54 @@ impl Engine {
             let Some(acc) = self.windows.remove(&start) else {
                 continue;
             };
-            let summary = self.summary(start, acc.funnel);
+            let coverage = self.window_coverage(start, start + window_ms);
             let date = self.calendar.local_date(Timestamp(start));
-            let day = self.days.entry(date).or_insert_with(|| {
-                DailySummary::new(
-                    &self.config.store_id,
-                    &date.to_string(),
-                    self.calendar.day_start(date),
-                )
-            });
-            day.add_window(&summary);
-            if day.windows == self.calendar.windows_in_day(date) {
+            if !coverage::no_data(&coverage, &acc.funnel) {
+                let summary = self.summary(start, acc.funnel, coverage);
+                self.days
+                    .entry(date)
+                    .or_insert_with(|| {
+                        DailySummary::new(
+                            &self.config.store_id,
+                            &date.to_string(),
+                            self.calendar.day_start(date),
+                        )
+                    })
+                    .add_window(&summary);
+                self.ready_windows.push_back(summary);
+            }
+            if self.all_windows_final(date) {
+                // A day none of whose windows had data is not emitted either.
                 if let Some(day) = self.days.remove(&date) {
                     self.ready_days.push_back(day);
                 }
                 self.prune_history(date);
             }
-            self.ready_windows.push_back(summary);
         }
+        let earliest_open = self.windows.keys().next().copied().or(self.next_window);
+        if let Some(earliest_open) = earliest_open {
+            self.coverage.forget_before(earliest_open);
+        }
+    }
+
+    /// Every window of the local day `date` has been opened and is final.
+    fn all_windows_final(&self, date: NaiveDate) -> bool {
+        let start = self.calendar.day_start(date).millis();
+        let end = self
+            .calendar
+            .day_start(date.succ_opt().unwrap_or(date))
+            .millis();
+        self.next_window.is_some_and(|next| next >= end)
+            && self.windows.range(start..end).next().is_none()
+    }
+
+    fn window_coverage(&self, start: i64, end: i64) -> Coverage {
+        self.coverage.seconds(
+            start,
+            end,
+            !self.config.door_sensors.is_empty(),
+            !self.config.pos_sources.is_empty(),
+        )
     }
 
     fn prune_history(&mut self, completed: NaiveDate) {
@@ -984,7 +1068,7 @@ impl Engine {
             .retain(|_, days| today - days.last_day <= lookback);
     }
 
-    fn summary(&self, start: i64, funnel: Funnel) -> WindowSummary {
+    fn summary(&self, start: i64, funnel: Funnel, coverage: Coverage) -> WindowSummary {
         let t = Timestamp(start);
         WindowSummary {
             schema: SUMMARY_SCHEMA_VERSION,
@@ -995,6 +1079,7 @@ impl Engine {
             local_hour: self.calendar.local_hour(t),
             hour_start: self.calendar.hour_start(t),
             funnel,
+            coverage: Some(coverage),
         }
     }
 }

@@ -12,6 +12,8 @@ pub enum RejectReason {
     UnknownScanner,
     /// Door event from a sensor not in the config.
     UnknownDoorSensor,
+    /// Sign of life from a POS system not in the config.
+    UnknownPosSystem,
     /// RSSI outside -127..=20 dBm: not a real reading.
     RssiOutOfRange,
     /// Older than the watermark: its window may already be final (door records and sales: their
@@ -38,6 +40,7 @@ impl RejectReason {
         match self {
             RejectReason::UnknownScanner => "unknown_scanner",
             RejectReason::UnknownDoorSensor => "unknown_door_sensor",
+            RejectReason::UnknownPosSystem => "unknown_pos_system",
             RejectReason::RssiOutOfRange => "rssi_out_of_range",
             RejectReason::Late => "late",
             RejectReason::Future => "future",

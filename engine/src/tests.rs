@@ -22,6 +22,7 @@ fn config() -> EngineConfig {
             zone("apparel", ZoneKind::InStore, "ap"),
         ],
         door_sensors: vec!["door".into()],
+        pos_sources: vec!["pos".into()],
         staff_devices: vec![DeviceId(0x5354)],
         thresholds: Thresholds::default(),
         repeat_measurable: true,
@@ -384,17 +385,28 @@ fn a_visit_on_an_earlier_day_makes_a_repeat() {
 }
 
 #[test]
-fn every_window_of_the_day_is_emitted_and_the_day_merges_them() {
+fn every_window_an_input_covered_is_emitted_and_the_day_merges_them() {
     let mut ev = Vec::new();
     dwell(&mut ev, 13, "en", 0, 300, -60);
     dwell(&mut ev, 14, "sf", 5000, 5030, -70);
     let (_, windows, days) = run(&ev);
-    assert_eq!(days[0].windows, 96);
+    // BLE alive over [0 s, 299 s + grace) and [5000 s, 5029 s + grace): one window each.
+    assert_eq!(days[0].windows, 2);
     let day_windows: Vec<_> = windows
         .iter()
         .filter(|w| w.local_date == days[0].local_date)
         .collect();
-    assert_eq!(day_windows.len(), 96);
+    assert_eq!(day_windows.len(), 2);
+    let grace_s = Thresholds::default().coverage_grace_ms / 1000;
+    let alive_s = (299 + grace_s) + (29 + grace_s);
+    assert_eq!(
+        days[0].coverage,
+        Some(storefront_protocol::Coverage {
+            ble_seconds: alive_s as u32,
+            door_seconds: Some(0),
+            pos_seconds: Some(0),
+        })
+    );
     let entries: u64 = day_windows.iter().map(|w| w.funnel.entries).sum();
     let passers: u64 = day_windows.iter().map(|w| w.funnel.passers_by).sum();
     assert_eq!((entries, passers), (1, 1));

@@ -169,6 +169,7 @@ pub(crate) mod tests {
                 visit_duration,
                 ..Funnel::default()
             },
+            coverage: None,
         };
         SyncMessage::new(1, w.idempotency_key(), SummaryPayload::Window(w))
     }

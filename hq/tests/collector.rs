@@ -50,6 +50,12 @@ fn window(store: &str, n: i64, seq: u64) -> SyncMessage {
             visit_duration,
             ..Funnel::default()
         },
+        // Summaries from agents before and after coverage was recorded: HQ takes both.
+        coverage: (n % 2 == 0).then_some(storefront_protocol::Coverage {
+            ble_seconds: 900,
+            door_seconds: None,
+            pos_seconds: Some(600),
+        }),
     };
     SyncMessage::new(seq, w.idempotency_key(), SummaryPayload::Window(w))
 }

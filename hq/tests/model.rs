@@ -55,6 +55,7 @@ fn message(slot: u8, variant: u8, seq: u64) -> SyncMessage {
             local_hour: 10,
             hour_start: Timestamp::from_secs(start - start % 3600),
             funnel,
+            coverage: None,
         };
         SyncMessage::new(seq, w.idempotency_key(), SummaryPayload::Window(w))
     } else {

@@ -9,6 +9,7 @@
 //! {"v":1,"type":"door","t":1763888460000,"sensor":"door-main","count":"interval","in":4,"out":3}
 //! {"v":1,"type":"door","t":1763888460000,"sensor":"door-main","count":"cumulative","in_total":812,"out_total":790}
 //! {"v":1,"type":"transaction","t":1763888500000,"id":"till2-000812","amount_minor":2599}
+//! {"v":1,"type":"alive","t":1763888520000,"input":"ble","source":"entrance-1"}
 //! ```
 //! * `t` — event time, integer milliseconds since the Unix epoch (UTC).
 //! * sighting: `scanner` (id from config), `device` (16-hex-digit pseudonym), `rssi` (dBm),
@@ -16,6 +17,10 @@
 //!   resolvable private addresses that change every ~15 min).
 //! * door: `sensor` (id from config), optional `record` (the sensor's record id, for de-dup).
 //! * transaction: `id` (POS transaction id, de-duplicated), optional `amount_minor` (cents).
+//! * alive: `input` (`ble`, `door` or `pos`) and `source` (the scanner, door sensor or POS system
+//!   id from config): that source was working at `t` even if it had nothing to report (a
+//!   scanner node's status, a door counter's heartbeat, a POS poll that found no sales). Windows
+//!   no input was alive in are "no data", not zero traffic.
 //!
 //! Lines may come slightly out of time order; blank lines are skipped. A line with another
 //! version is rejected rather than guessed at.
@@ -34,6 +39,7 @@ pub enum Event {
     Sighting(Sighting),
     Door(DoorEvent),
     Transaction(Transaction),
+    Alive(Alive),
 }
 
 impl Event {
@@ -43,6 +49,7 @@ impl Event {
             Event::Sighting(s) => s.t,
             Event::Door(d) => d.t,
             Event::Transaction(x) => x.t,
+            Event::Alive(a) => a.t,
         }
     }
 }
@@ -128,6 +135,27 @@ pub struct Transaction {
     /// Amount in minor currency units (cents), when the POS reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_minor: Option<i64>,
+}
+
+/// The kinds of input a store has: each says for how long it was alive in every window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    /// BLE scanners (local adapters and scanner nodes).
+    Ble,
+    /// Door (line-crossing) counters.
+    Door,
+    /// Point-of-sale systems.
+    Pos,
+}
+
+/// "This source is working": a sign of life with nothing to count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alive {
+    pub t: Timestamp,
+    pub input: InputKind,
+    /// Scanner id, door sensor id or POS system id, as named in the store config.
+    pub source: String,
 }
 
 /// An [`Event`] as written in an event file line, with its format version.
@@ -223,6 +251,10 @@ struct RawLine<'a> {
     id: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     amount_minor: Option<i64>,
+    #[serde(default)]
+    input: Option<InputKind>,
+    #[serde(default, borrow)]
+    source: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl RawLine<'_> {
@@ -264,6 +296,11 @@ impl RawLine<'_> {
                 id: self.id.as_deref().ok_or("id")?.to_owned(),
                 amount_minor: self.amount_minor,
             })),
+            "alive" => Ok(Event::Alive(Alive {
+                t: self.t,
+                input: self.input.ok_or("input")?,
+                source: self.source.as_deref().ok_or("source")?.to_owned(),
+            })),
             _ => Err("type"),
         }
     }
@@ -282,6 +319,7 @@ mod tests {
             r#"{"v":1,"type":"door","t":1763888460000,"sensor":"door-main","count":"interval","in":4,"out":3}"#,
             r#"{"v":1,"type":"door","t":1763888460000,"sensor":"door-main","count":"cumulative","in_total":812,"out_total":790}"#,
             r#"{"v":1,"type":"transaction","t":1763888500000,"id":"till2-000812","amount_minor":2599}"#,
+            r#"{"v":1,"type":"alive","t":1763888520000,"input":"ble","source":"entrance-1"}"#,
         ];
         for line in lines {
             let event = EventLine::decode(line).unwrap_or_else(|e| panic!("{line}: {e}"));
@@ -308,6 +346,8 @@ mod tests {
             "{",
             r#"{"v":1,"type":"sighting"}"#,
             r#"{"v":1,"type":"teleport","t":1}"#,
+            r#"{"v":1,"type":"alive","t":1,"source":"entrance-1"}"#,
+            r#"{"v":1,"type":"alive","t":1,"input":"radar","source":"x"}"#,
         ] {
             assert!(EventLine::decode(line).is_err(), "{line:?}");
         }
@@ -358,7 +398,23 @@ mod tests {
                     amount_minor,
                 })
             });
-        prop_oneof![sighting, door, transaction]
+        let alive = (
+            any::<i64>(),
+            prop_oneof![
+                Just(InputKind::Ble),
+                Just(InputKind::Door),
+                Just(InputKind::Pos)
+            ],
+            "\\PC{1,20}",
+        )
+            .prop_map(|(t, input, source)| {
+                Event::Alive(Alive {
+                    t: Timestamp(t),
+                    input,
+                    source,
+                })
+            });
+        prop_oneof![sighting, door, transaction, alive]
     }
 
     proptest! {

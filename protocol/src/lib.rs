@@ -16,13 +16,13 @@ pub mod topic;
 
 pub use distribution::Distribution;
 pub use event::{
-    AddressKind, DoorCount, DoorDirection, DoorEvent, EVENT_FORMAT_VERSION, Event, EventLine,
-    EventLineError, Sighting, Transaction,
+    AddressKind, Alive, DoorCount, DoorDirection, DoorEvent, EVENT_FORMAT_VERSION, Event,
+    EventLine, EventLineError, InputKind, Sighting, Transaction,
 };
 pub use ids::{DeviceId, DeviceIdParseError};
 pub use summary::{
-    DailySummary, Funnel, HourTraffic, RepeatCounts, SUMMARY_SCHEMA_VERSION, WindowSummary,
-    ZoneSummary,
+    Coverage, DailySummary, Funnel, HourTraffic, RepeatCounts, SUMMARY_SCHEMA_VERSION,
+    WindowSummary, ZoneSummary,
 };
 pub use sync::{
     Ack, IdempotencyKey, MAX_MESSAGE_BYTES, SummaryKind, SummaryPayload, SyncMessage,

@@ -145,6 +145,48 @@ impl Funnel {
     }
 }
 
+/// How many seconds each kind of input was alive ("no data" is not zero traffic): in a window,
+/// the seconds of it some source of that kind was working (it reported, or said it was alive,
+/// within the engine's grace before); in a day or an hour, the sum over its windows. A kind the
+/// store does not have (no door sensor, no POS system configured) is absent, not 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub ble_seconds: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos_seconds: Option<u32>,
+}
+
+impl Coverage {
+    /// True when no input was alive at all: the span has no data.
+    pub fn is_empty(&self) -> bool {
+        self.ble_seconds == 0
+            && self.door_seconds.unwrap_or(0) == 0
+            && self.pos_seconds.unwrap_or(0) == 0
+    }
+
+    /// Adds `other` (a later window of the same day or hour).
+    pub fn add(&mut self, other: &Coverage) {
+        fn add_seconds(into: &mut Option<u32>, other: Option<u32>) {
+            if let Some(seconds) = other {
+                *into = Some(into.unwrap_or(0).saturating_add(seconds));
+            }
+        }
+        self.ble_seconds = self.ble_seconds.saturating_add(other.ble_seconds);
+        add_seconds(&mut self.door_seconds, other.door_seconds);
+        add_seconds(&mut self.pos_seconds, other.pos_seconds);
+    }
+}
+
+/// Adds a window's coverage into a day's or an hour's. `None` is "not recorded" (summaries
+/// stored before coverage existed): the total is over the windows that recorded it.
+fn add_coverage(into: &mut Option<Coverage>, other: Option<&Coverage>) {
+    if let Some(other) = other {
+        into.get_or_insert_with(Coverage::default).add(other);
+    }
+}
+
 /// One final window of one store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WindowSummary {
@@ -161,6 +203,10 @@ pub struct WindowSummary {
     /// not a UTC hour boundary, and a repeated DST hour has two.
     pub hour_start: Timestamp,
     pub funnel: Funnel,
+    /// Seconds of the window each input was alive; `None` in summaries stored before coverage
+    /// was recorded (unknown, not "no data").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
 }
 
 /// Entries and passers-by in one local hour.
@@ -173,6 +219,9 @@ pub struct HourTraffic {
     pub passers_by: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub door_in: Option<u64>,
+    /// Sum of the hour's windows' coverage (see [`WindowSummary::coverage`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
 }
 
 /// One store's local day: the merge of that day's windows.
@@ -183,10 +232,14 @@ pub struct DailySummary {
     pub local_date: String,
     /// First instant of the local day (UTC): the day's idempotency key.
     pub day_start: Timestamp,
-    /// How many windows were merged (92, 96 or 100 with 15-minute windows, by DST).
+    /// How many windows were merged: the day's windows that had data (at most 92, 96 or 100
+    /// with 15-minute windows, by DST); windows no input covered are not emitted.
     pub windows: u32,
     pub funnel: Funnel,
     pub traffic_by_hour: Vec<HourTraffic>,
+    /// Sum of the merged windows' coverage (see [`WindowSummary::coverage`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
 }
 
 impl DailySummary {
@@ -200,6 +253,7 @@ impl DailySummary {
             windows: 0,
             funnel: Funnel::default(),
             traffic_by_hour: Vec::new(),
+            coverage: None,
         }
     }
 
@@ -207,6 +261,7 @@ impl DailySummary {
     pub fn add_window(&mut self, window: &WindowSummary) {
         self.windows += 1;
         self.funnel.merge(&window.funnel);
+        add_coverage(&mut self.coverage, window.coverage.as_ref());
         let hour_start = window.hour_start;
         let slot = match self
             .traffic_by_hour
@@ -229,6 +284,7 @@ impl DailySummary {
         hour.entries += window.funnel.entries;
         hour.passers_by += window.funnel.passers_by;
         add_optional(&mut hour.door_in, window.funnel.door_in);
+        add_coverage(&mut hour.coverage, window.coverage.as_ref());
     }
 
     /// The copy that may leave the store (see [`Funnel::redacted`]).
@@ -247,5 +303,57 @@ impl WindowSummary {
             funnel: self.funnel.redacted(min_count),
             ..self.clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(start: i64, coverage: Option<Coverage>) -> WindowSummary {
+        WindowSummary {
+            schema: SUMMARY_SCHEMA_VERSION,
+            store_id: "s1".into(),
+            window_start: Timestamp(start),
+            window_seconds: 900,
+            local_date: "2026-11-23".into(),
+            local_hour: 9,
+            hour_start: Timestamp(0),
+            funnel: Funnel::default(),
+            coverage,
+        }
+    }
+
+    #[test]
+    fn a_summary_stored_before_coverage_existed_reads_as_not_recorded() {
+        let mut old = serde_json::to_value(window(0, None)).unwrap();
+        assert!(old.get("coverage").is_none(), "None is not written");
+        old.as_object_mut().unwrap().remove("coverage");
+        let read: WindowSummary = serde_json::from_value(old).unwrap();
+        assert_eq!(read.coverage, None);
+        let day =
+            serde_json::to_value(DailySummary::new("s1", "2026-11-23", Timestamp(0))).unwrap();
+        let read: DailySummary = serde_json::from_value(day).unwrap();
+        assert_eq!(read.coverage, None);
+    }
+
+    #[test]
+    fn a_day_and_its_hours_sum_the_coverage_of_their_windows() {
+        let alive = |ble, door| Coverage {
+            ble_seconds: ble,
+            door_seconds: door,
+            pos_seconds: None,
+        };
+        let mut day = DailySummary::new("s1", "2026-11-23", Timestamp(0));
+        day.add_window(&window(0, Some(alive(900, Some(600)))));
+        day.add_window(&window(900_000, Some(alive(120, Some(0)))));
+        // Stored before coverage existed: counted as a window, adds no coverage.
+        day.add_window(&window(1_800_000, None));
+        let expected = Some(alive(1020, Some(600)));
+        assert_eq!(day.coverage, expected);
+        assert_eq!(day.traffic_by_hour[0].coverage, expected);
+        assert_eq!(day.windows, 3);
+        assert!(!expected.unwrap().is_empty());
+        assert!(alive(0, Some(0)).is_empty());
     }
 }

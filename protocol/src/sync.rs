@@ -174,6 +174,7 @@ mod tests {
                 entries: 3,
                 ..Funnel::default()
             },
+            coverage: None,
         }
     }
 

@@ -115,6 +115,8 @@ pub struct Layout {
     pub zones: Vec<ZoneLayout>,
     /// Footfall sensor over the door, when the store has one.
     pub door_sensor: Option<String>,
+    /// The POS system's id (the `source` of its signs of life).
+    pub pos_system: String,
     /// Staff badges (stable beacon identities, the same for every seed): config lists them so
     /// the engine never counts them.
     pub staff_devices: Vec<DeviceId>,
@@ -391,6 +393,7 @@ fn boutique() -> Profile {
             ),
         ],
         door_sensor: Some("door-main".to_owned()),
+        pos_system: "pos-main".to_owned(),
         staff_devices: staff_devices(1),
         door: Point::new(0.0, 0.0),
     };
@@ -462,6 +465,7 @@ fn mall() -> Profile {
             ),
         ],
         door_sensor: Some("door-main".to_owned()),
+        pos_system: "pos-main".to_owned(),
         staff_devices: staff_devices(4),
         door: Point::new(-4.0, 0.0),
     };
@@ -532,6 +536,7 @@ fn street() -> Profile {
             ),
         ],
         door_sensor: Some("door-main".to_owned()),
+        pos_system: "pos-main".to_owned(),
         staff_devices: staff_devices(2),
         door: Point::new(-0.5, 0.0),
     };

@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::NaiveDate;
-use storefront_protocol::{AddressKind, Event, EventLine};
+use chrono::{NaiveDate, TimeZone};
+use storefront_protocol::{AddressKind, Event, EventLine, InputKind};
 
 use crate::*;
 
@@ -94,9 +94,49 @@ fn every_sighting_names_a_scanner_and_every_door_event_the_door_sensor() {
                     assert_eq!(Some(&d.sensor), layout.door_sensor.as_ref());
                 }
                 Event::Transaction(_) => {}
+                Event::Alive(a) => match a.input {
+                    InputKind::Ble => assert!(scanners.contains(a.source.as_str()), "{a:?}"),
+                    InputKind::Door => assert_eq!(Some(&a.source), layout.door_sensor.as_ref()),
+                    InputKind::Pos => assert_eq!(a.source, layout.pos_system),
+                },
             }
         }
         assert_eq!(doors > 0, layout.door_sensor.is_some(), "{name}");
+    }
+}
+
+#[test]
+fn every_sensor_says_it_is_alive_at_least_every_minute_all_day() {
+    let day = run(spec(ProfileName::Street, 3, 1)).remove(0);
+    let tz = Profile::named(ProfileName::Street).layout.timezone;
+    let local_ms = |date: chrono::NaiveDate| {
+        tz.from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap())
+            .earliest()
+            .unwrap()
+            .timestamp_millis()
+    };
+    let (start, end) = (local_ms(day.date), local_ms(day.date.succ_opt().unwrap()));
+    let mut last_seen: BTreeMap<(InputKind, String), i64> = BTreeMap::new();
+    for event in &day.events {
+        if let Event::Alive(a) = event {
+            let t = a.t.millis();
+            let previous = last_seen
+                .insert((a.input, a.source.clone()), t)
+                .unwrap_or(start);
+            assert!(t - previous <= 60_000, "{a:?}: silent since {previous}");
+        }
+    }
+    let layout = Profile::named(ProfileName::Street).layout;
+    assert_eq!(
+        last_seen.len(),
+        layout.scanners().count() + 2,
+        "every scanner, the door counter and the POS"
+    );
+    for ((input, source), last) in last_seen {
+        assert!(
+            end - last <= 60_000,
+            "{input:?} {source} silent from {last}"
+        );
     }
 }
 

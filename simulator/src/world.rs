@@ -8,7 +8,9 @@ use chrono_tz::Tz;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Normal, Poisson};
-use storefront_protocol::{DeviceId, DoorCount, DoorEvent, Event, Timestamp, Transaction};
+use storefront_protocol::{
+    Alive, DeviceId, DoorCount, DoorEvent, Event, InputKind, Timestamp, Transaction,
+};
 
 use crate::path::Path;
 #[cfg(test)]
@@ -50,7 +52,8 @@ impl SimulationSpec {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimulatedDay {
     pub date: NaiveDate,
-    /// Sightings, door counts and transactions, sorted by time (stable).
+    /// Sightings, door counts, transactions and the sensors' signs of life, sorted by time
+    /// (stable).
     pub events: Vec<Event>,
     pub truth: TruthDay,
 }
@@ -72,6 +75,9 @@ struct Device {
     rotation_period_ms: i64,
     rotation_phase_ms: i64,
 }
+
+/// How often the simulated store's POS is polled (the config's default `poll_seconds`).
+const POS_POLL_MS: i64 = 30_000;
 
 /// Seeded synthetic store producing events and ground truth, one local day per call.
 pub struct Simulator {
@@ -232,6 +238,7 @@ impl Simulator {
                 amount_minor: Some(amount),
             }));
         }
+        self.signs_of_life(day_start, day_end, &mut events);
         events.sort_by_key(Event::time);
         SimulatedDay {
             date,
@@ -641,6 +648,45 @@ impl Simulator {
         };
         self.radio
             .emit(&path, &carrier, origin, &mut self.rng, &mut log.events);
+    }
+
+    /// Every sensor says it is alive all day, as real ones do while powered: each scanner and
+    /// the door counter every 30–60 s (a status or heartbeat message), the POS at every poll
+    /// that found nothing new. The jitter comes from a hash of the time, not the seeded
+    /// stream, so the rest of the day (and its truth) is the same with or without these.
+    fn signs_of_life(&self, day_start: i64, day_end: i64, events: &mut Vec<Event>) {
+        let layout = &self.spec.profile.layout;
+        let mut sources: Vec<(InputKind, &str)> = layout
+            .scanners()
+            .map(|(id, _, _)| (InputKind::Ble, id))
+            .collect();
+        sources.extend(
+            layout
+                .door_sensor
+                .iter()
+                .map(|id| (InputKind::Door, id.as_str())),
+        );
+        for (n, (input, source)) in sources.into_iter().enumerate() {
+            let mut t = day_start;
+            while t < day_end {
+                events.push(Event::Alive(Alive {
+                    t: Timestamp(t),
+                    input,
+                    source: source.to_owned(),
+                }));
+                let jitter = mix64(self.spec.seed ^ ((n as u64) << 48) ^ t as u64) % 30_001;
+                t += 30_000 + jitter as i64;
+            }
+        }
+        let mut t = day_start;
+        while t < day_end {
+            events.push(Event::Alive(Alive {
+                t: Timestamp(t),
+                input: InputKind::Pos,
+                source: layout.pos_system.clone(),
+            }));
+            t += POS_POLL_MS;
+        }
     }
 
     /// The footfall sensor's per-minute counts, with its misses.

@@ -179,6 +179,8 @@ impl Core {
             Event::Sighting(s) => &s.scanner,
             Event::Door(d) => &d.sensor,
             Event::Transaction(_) => "pos",
+            Event::Alive(a) if a.input == storefront_protocol::InputKind::Pos => "pos",
+            Event::Alive(a) => &a.source,
         };
         match self.last_seen.get_mut(key) {
             Some(last) => *last = (*last).max(t),

@@ -413,6 +413,7 @@ mod tests {
             local_hour: 11,
             hour_start: NOON.plus_secs(-3600),
             funnel: Funnel::default(),
+            coverage: None,
         };
         let checkpoint = Checkpoint {
             engine: (),

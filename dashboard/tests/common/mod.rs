@@ -172,6 +172,7 @@ pub fn window(tz: Tz, start: Timestamp, funnel: Funnel) -> WindowSummary {
         local_hour: cal.local_hour(start),
         hour_start: cal.hour_start(start),
         funnel,
+        coverage: None,
     }
 }
 

@@ -57,6 +57,7 @@ pub fn window(day: i64, index: i64) -> WindowSummary {
             zones,
             ..Funnel::default()
         },
+        coverage: None,
     }
 }
 
