@@ -211,17 +211,7 @@ fn run_agent(args: RunArgs) -> Result<()> {
             }
         }
     };
-    let http_token = match &config.dashboard.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| {
-                    anyhow::anyhow!("dashboard.token_file: cannot read {}: {e}", path.display())
-                })?
-                .trim()
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let http_token = config.dashboard_token()?;
     let http_bind = config.dashboard.bind;
     let replaying = args.replay.is_some();
     let (source, time, drain_after_end) = match args.replay {

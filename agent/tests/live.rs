@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::live::{Harness, config, http, serve, start};
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,7 @@ use storefront_agent::daemon::source::SourceMessage;
 use storefront_agent::feed::simulated_mac;
 use storefront_agent::live::keys::{KEY_FILE, PseudonymKeys};
 use storefront_agent::live::scanners::pseudonym;
-use storefront_agent::live::{Input, LiveHealth, LiveSources, MqttInputs};
+use storefront_agent::live::{Input, KnownSources, LiveHealth, LiveSources, MqttInputs};
 use storefront_broker::TestBroker;
 use storefront_config::{ScannerFormat, ScannerMqttSource, StoreConfig};
 use storefront_inputs::InputRejection;
@@ -35,19 +37,6 @@ use tokio::sync::{mpsc, watch};
 
 const ESPRESENSE: &str = "espresense/devices/#";
 const THEENGS: &str = "home/+/BTtoMQTT/#";
-
-/// The boutique example with its database in `dir` and the given `[sources]`.
-fn config(dir: &Path, sources: toml::Table) -> StoreConfig {
-    let example = storefront_tests::example_config_path(ProfileName::Boutique);
-    let mut table: toml::Table =
-        toml::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
-    let mut storage = toml::Table::new();
-    storage.insert("path".into(), dir.join("db").display().to_string().into());
-    table.insert("storage".into(), storage.into());
-    table.insert("sources".into(), sources.into());
-    let path = dir.join("store.toml");
-    StoreConfig::parse(&toml::to_string(&table).unwrap(), &path).unwrap()
-}
 
 /// Scanner nodes: even-numbered scanners are ESPresense rooms named as the scanner; the others
 /// Theengs gateways named `gw-<scanner>`, mapped back to the scanner id.
@@ -90,95 +79,6 @@ fn publish_form(s: &Sighting, scanner_index: usize) -> (String, Vec<u8>, String)
     } else {
         let (topic, payload) = encode_theengs(&format!("gw-{}", s.scanner), &mac, s.rssi);
         (topic, payload, mac)
-    }
-}
-
-struct Harness {
-    health: Arc<LiveHealth>,
-    events: Arc<Mutex<Vec<Event>>>,
-    pseudonymizer: watch::Receiver<Pseudonymizer>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    sources_router: axum::Router,
-}
-
-fn start(config: &StoreConfig, broker_port: Option<u16>) -> Harness {
-    let broker = broker_port.map(|port| BrokerAddress {
-        host: "127.0.0.1".into(),
-        port,
-        tls: false,
-    });
-    let live = LiveSources::from_config(config, broker, storefront_agent::clock::system()).unwrap();
-    let health = Arc::new(LiveHealth::for_config(config));
-    let (out, mut rx) = mpsc::channel(8192);
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = events.clone();
-    tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
-            if let SourceMessage::Event(event, cursor) = message {
-                assert_eq!(cursor, None, "live sources have no cursor");
-                sink.lock().unwrap().push(event);
-            }
-        }
-    });
-    let (stop, shutdown) = watch::channel(false);
-    let pseudonymizer = live.pseudonymizer();
-    let sources_router = live.ingest_router(out.clone(), health.clone());
-    let task = tokio::spawn(live.run(out, health.clone(), shutdown));
-    Harness {
-        health,
-        events,
-        pseudonymizer,
-        stop,
-        task,
-        sources_router,
-    }
-}
-
-impl Harness {
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("live sources stop on shutdown")
-            .unwrap()
-            .unwrap();
-    }
-
-    fn events(&self) -> Vec<Event> {
-        self.events.lock().unwrap().clone()
-    }
-
-    async fn wait_for(&self, what: &str, mut done: impl FnMut(&Harness) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {:#?}",
-                self.health.snapshot()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Waits until the MQTT inputs have subscribed to every filter: a retained transaction on
-    /// the last filter subscribed (the POS topic) has arrived.
-    async fn wait_subscribed(&self, publisher: &AsyncClient) {
-        publisher
-            .publish(
-                "storefront/local/pos/probe",
-                QoS::AtLeastOnce,
-                true,
-                r#"{"id":"probe","time":1763888500000}"#,
-            )
-            .await
-            .unwrap();
-        self.wait_for("the subscriptions", |h| {
-            h.events()
-                .iter()
-                .any(|e| matches!(e, Event::Transaction(t) if t.id == "probe"))
-        })
-        .await;
     }
 }
 
@@ -268,18 +168,6 @@ async fn simulated_scanner_traffic_reaches_the_core_pseudonymised_in_the_right_s
     }
     assert!(snapshot.degraded_zones.is_empty());
     harness.stop().await;
-}
-
-async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{address}")
-}
-
-fn http() -> reqwest::Client {
-    storefront_agent::daemon::tls::install_crypto_provider();
-    reqwest::Client::new()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -721,7 +609,9 @@ fn a_million_random_and_mutated_payloads_are_each_accepted_or_counted_as_rejecte
     ];
     let health = Arc::new(LiveHealth::default());
     let (_tx, rx) = watch::channel(Pseudonymizer::new(&[9; 32]));
-    let inputs = MqttInputs::new(&sources, rx, health.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let boutique = config(dir.path(), toml::Table::new());
+    let inputs = MqttInputs::new(&sources, KnownSources::for_config(&boutique), rx, health.clone());
     let corpus = corpus();
     let mut rng = StdRng::seed_from_u64(1);
     let mut events = Vec::new();
@@ -768,6 +658,7 @@ async fn fifty_thousand_mutated_payloads_through_mosquitto_are_each_accepted_or_
     // The filters the agent subscribes to: the broker delivers only what matches one.
     let filters = MqttInputs::new(
         &config.sources.scanner_mqtt,
+        KnownSources::for_config(&config),
         harness.pseudonymizer.clone(),
         Arc::new(LiveHealth::default()),
     )

@@ -6,7 +6,9 @@
 //! prints.
 //!
 //! Parsing does no I/O beyond [`StoreConfig::load`] reading the file: secret and TLS files are
-//! only named here (resolved against the config file's directory) and opened by the agent.
+//! only named here (resolved against the config file's directory) and opened by the agent; the
+//! access tokens through [`StoreConfig::dashboard_token`] and [`StoreConfig::ingest_token`],
+//! which report an unreadable or empty file as a config error.
 
 mod error;
 mod raw;
@@ -22,8 +24,8 @@ pub use storefront_engine::Limits;
 pub use error::{ConfigError, Problem};
 pub use storefront_engine::ZoneKind;
 pub use types::{
-    BleSource, Broker, Dashboard, Metrics, PosSource, Privacy, ScannerFormat, ScannerMqttSource,
-    Sources, Storage, StoreInfo, SyncConfig, Zone,
+    BleSource, Broker, Dashboard, IngestSource, Metrics, PosSource, Privacy, ScannerFormat,
+    ScannerMqttSource, Sources, Storage, StoreInfo, SyncConfig, Zone,
 };
 
 /// A validated config for one store.
@@ -109,6 +111,49 @@ impl StoreConfig {
             repeat_measurable: self.repeat_measurable(),
             limits: self.limits.clone(),
         }
+    }
+
+    /// The dashboard's access token (`dashboard.token_file`), if one is configured.
+    pub fn dashboard_token(&self) -> Result<Option<String>, ConfigError> {
+        self.token("dashboard.token_file", self.dashboard.token_file.as_deref())
+    }
+
+    /// The ingest routes' token (`sources.ingest.token_file`), if one is configured.
+    pub fn ingest_token(&self) -> Result<Option<String>, ConfigError> {
+        self.token(
+            "sources.ingest.token_file",
+            self.sources.ingest.token_file.as_deref(),
+        )
+    }
+
+    /// A token file's content, trimmed. An empty file is an error, never "no token": a
+    /// truncated or mis-provisioned secret must not open what it was meant to close.
+    fn token(&self, field: &str, file: Option<&Path>) -> Result<Option<String>, ConfigError> {
+        let Some(file) = file else {
+            return Ok(None);
+        };
+        let problem = |message: String, fix: &str| ConfigError::Invalid {
+            path: self.path.clone(),
+            problems: vec![Problem {
+                field: field.to_owned(),
+                message,
+                fix: fix.to_owned(),
+            }],
+        };
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            problem(
+                format!("cannot read {}: {e}", file.display()),
+                "check the path (relative paths are relative to the config file) and that the agent may read it",
+            )
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(problem(
+                format!("{} is empty", file.display()),
+                "write the token into the file (e.g. the output of `openssl rand -hex 32`), or remove the setting",
+            ));
+        }
+        Ok(Some(token.to_owned()))
     }
 
     /// Whether a pseudonym lives long enough to recognise a repeat visit.

@@ -60,6 +60,9 @@ impl Default for RawLimits {
 pub(crate) struct RawDashboard {
     pub bind: String,
     pub token_file: String,
+    pub max_connections: i64,
+    pub header_timeout_seconds: i64,
+    pub request_timeout_seconds: i64,
 }
 
 impl Default for RawDashboard {
@@ -67,6 +70,9 @@ impl Default for RawDashboard {
         RawDashboard {
             bind: "127.0.0.1:8080".to_owned(),
             token_file: String::new(),
+            max_connections: 64,
+            header_timeout_seconds: 10,
+            request_timeout_seconds: 30,
         }
     }
 }
@@ -225,6 +231,13 @@ pub(crate) struct RawSources {
     pub ble: RawBle,
     pub scanner_mqtt: Vec<RawScannerMqtt>,
     pub pos: RawPos,
+    pub ingest: RawIngest,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawIngest {
+    pub token_file: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

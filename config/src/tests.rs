@@ -537,3 +537,63 @@ fn coverage_grace_and_pos_systems_reach_the_engine_and_bad_ones_are_named() {
         slow[0].fix
     );
 }
+
+#[test]
+fn ingest_routes_on_an_open_bind_need_their_own_token() {
+    let open = format!("{MINIMAL}\n[dashboard]\nbind = \"0.0.0.0:8080\"\ntoken_file = \"dash\"\n");
+    let found = problems(&open);
+    assert_eq!(fields(&found), ["sources.ingest.token_file"]);
+    assert!(found[0].message.contains("0.0.0.0:8080"), "{}", found[0]);
+    assert!(found[0].fix.contains("Authorization: Bearer"), "{}", found[0]);
+    let guarded = format!("{open}\n[sources.ingest]\ntoken_file = \"ingest-token\"\n");
+    let config = parse(&guarded).unwrap();
+    assert_eq!(
+        config.sources.ingest.token_file,
+        Some(PathBuf::from("/etc/storefront/ingest-token"))
+    );
+    // On loopback the routes are open to this machine only: no token needed.
+    assert_eq!(parse(MINIMAL).unwrap().sources.ingest.token_file, None);
+}
+
+#[test]
+fn an_empty_token_file_is_a_config_error_not_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("token");
+    std::fs::write(&empty, " \n").unwrap();
+    let path = dir.path().join("store.toml");
+    let text = format!(
+        "{MINIMAL}\n[dashboard]\ntoken_file = \"token\"\n[sources.ingest]\ntoken_file = \"token\"\n"
+    );
+    let config = StoreConfig::parse(&text, &path).unwrap();
+    for (field, result) in [
+        ("dashboard.token_file", config.dashboard_token()),
+        ("sources.ingest.token_file", config.ingest_token()),
+    ] {
+        let message = result.unwrap_err().to_string();
+        for part in [&path.display().to_string(), field, &empty.display().to_string(), "is empty", "fix:"] {
+            assert!(message.contains(part), "{part:?} missing from {message}");
+        }
+    }
+    std::fs::write(&empty, "s3cret\n").unwrap();
+    assert_eq!(config.dashboard_token().unwrap().as_deref(), Some("s3cret"));
+    assert_eq!(config.ingest_token().unwrap().as_deref(), Some("s3cret"));
+}
+
+#[test]
+fn http_limits_have_pi_sane_defaults_and_are_checked() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.dashboard.max_connections, 64);
+    assert_eq!(config.dashboard.header_timeout, Duration::from_secs(10));
+    assert_eq!(config.dashboard.request_timeout, Duration::from_secs(30));
+    let bad = format!(
+        "{MINIMAL}\n[dashboard]\nmax_connections = 0\nheader_timeout_seconds = 0\nrequest_timeout_seconds = -1\n"
+    );
+    assert_eq!(
+        fields(&problems(&bad)),
+        [
+            "dashboard.max_connections",
+            "dashboard.header_timeout_seconds",
+            "dashboard.request_timeout_seconds"
+        ]
+    );
+}

@@ -155,6 +155,15 @@ pub struct Sources {
     pub scanner_mqtt: Vec<ScannerMqttSource>,
     /// POS poller; `None` when no URL is configured.
     pub pos: Option<PosSource>,
+    pub ingest: IngestSource,
+}
+
+/// The HTTP ingest routes (`POST /ingest/v1/door`, `/ingest/v1/transactions`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestSource {
+    /// A file holding the token senders present (`Authorization: Bearer …`); required when
+    /// the HTTP server listens beyond loopback, open to local senders only otherwise.
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -226,4 +235,11 @@ pub struct Dashboard {
     pub bind: Option<std::net::SocketAddr>,
     /// A file holding the access token (`Authorization: Bearer …`); none means no token.
     pub token_file: Option<PathBuf>,
+    /// Connections served at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers (or sit idle between
+    /// requests) before it is closed.
+    pub header_timeout: Duration,
+    /// How long one request may take, body included, before it is answered `408`.
+    pub request_timeout: Duration,
 }

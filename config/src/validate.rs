@@ -37,6 +37,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<StoreConfig, Vec
     let sources = c.sources(raw.sources, &zones, &metrics, base);
     let dashboard = c.dashboard(raw.dashboard, base);
     let limits = c.limits(&raw.limits);
+    c.ingest_guarded(&sources, &dashboard);
 
     if c.problems.is_empty() {
         Ok(StoreConfig {
@@ -600,8 +601,31 @@ impl Checker {
                 None
             }
         };
-        let token_file = (!raw.token_file.trim().is_empty()).then(|| base.join(&raw.token_file));
-        Dashboard { bind, token_file }
+        let token_file = file(base, &raw.token_file);
+        let max_connections = self.count(
+            "dashboard.max_connections",
+            raw.max_connections,
+            1,
+            4096,
+            "write how many HTTP connections to serve at once (64 is the default; each holds a file descriptor)",
+        ) as usize;
+        let header_timeout = self.seconds(
+            "dashboard.header_timeout_seconds",
+            raw.header_timeout_seconds,
+            false,
+        );
+        let request_timeout = self.seconds(
+            "dashboard.request_timeout_seconds",
+            raw.request_timeout_seconds,
+            false,
+        );
+        Dashboard {
+            bind,
+            token_file,
+            max_connections,
+            header_timeout,
+            request_timeout,
+        }
     }
 
     fn storage(&mut self, raw: RawStorage, base: &Path) -> Storage {
@@ -860,6 +884,25 @@ impl Checker {
             },
             scanner_mqtt,
             pos,
+            ingest: IngestSource {
+                token_file: file(base, &raw.ingest.token_file),
+            },
+        }
+    }
+
+    /// The ingest routes take door counts and sales: beyond loopback, only with a token.
+    fn ingest_guarded(&mut self, sources: &Sources, dashboard: &Dashboard) {
+        let open = dashboard
+            .bind
+            .filter(|bind| !bind.ip().is_loopback() && sources.ingest.token_file.is_none());
+        if let Some(bind) = open {
+            self.report(
+                "sources.ingest.token_file",
+                format!(
+                    "is not set, but dashboard.bind ({bind}) is reachable beyond this machine, where anyone could push door counts and sales"
+                ),
+                "write the path of a file holding a token (door counters and the POS send `Authorization: Bearer <token>`), or bind the dashboard to 127.0.0.1",
+            );
         }
     }
 }

@@ -11,12 +11,12 @@
 //!
 //! | field | type | notes |
 //! |---|---|---|
-//! | `sensor` | string, required | the sensor id from the store config, at most 256 bytes |
+//! | `sensor` | string, required | the sensor id from the store config, at most 128 bytes |
 //! | `direction` | `"in"` or `"out"` (any case) | per-crossing records |
-//! | `in`, `out` | whole numbers ≥ 0, ≤ 4 294 967 295, both required | crossings during the interval that ends at `time` |
+//! | `in`, `out` | whole numbers ≥ 0, ≤ 10 000 ([`MAX_INTERVAL_CROSSINGS`]), both required | crossings during the interval that ends at `time` |
 //! | `in_total`, `out_total` | whole numbers ≥ 0, both required | running totals since the sensor's last reset |
 //! | `time` | epoch milliseconds (number or digit string) or RFC 3339 with offset, optional | when the crossing happened / the interval ended / the registers were read; defaults to when the payload was received. Must lie in 2000..=9999 (catches epoch *seconds*) |
-//! | `record_id` | string or integer, optional | the sensor's own record id; re-sent records repeat it |
+//! | `record_id` | string or integer, optional | the sensor's own record id; re-sent records repeat it. At most 128 bytes |
 //!
 //! Counts may be strings (`"in":"4"`) or integral floats (`4.0`); negative counts are
 //! [`OutOfRange`](crate::InputRejection::OutOfRange). A record with none of the three shapes, or
@@ -33,6 +33,10 @@ use storefront_protocol::{DoorCount, DoorDirection, DoorEvent, Timestamp};
 
 use crate::loose::{Loose, is_present, present};
 use crate::{InputError, from_json, payload_text};
+
+/// Most crossings one interval record may carry: more than a door passes in any interval a
+/// counter reports (a wider one is a misconfigured or hostile sender).
+pub const MAX_INTERVAL_CROSSINGS: u64 = 10_000;
 
 /// Parses one door-counter record or a batch of them; `received_at` is the time of records
 /// without their own `time`.
@@ -91,7 +95,8 @@ impl Raw<'_> {
                 DoorCount::Crossing { direction }
             }
             (false, true, false) => {
-                let max = u64::from(u32::MAX);
+                // MAX_INTERVAL_CROSSINGS fits a u32.
+                let max = MAX_INTERVAL_CROSSINGS;
                 DoorCount::Interval {
                     entered: present(&self.entered, "in")?.count("in", max)? as u32,
                     exited: present(&self.exited, "out")?.count("out", max)? as u32,
@@ -256,6 +261,24 @@ mod tests {
             ("", Malformed),
         ] {
             assert_eq!(rejection(json), reason, "{json}");
+        }
+    }
+
+    #[test]
+    fn counts_and_ids_beyond_what_a_door_counter_produces_are_rejected() {
+        let interval = |n: u64| format!(r#"{{"sensor":"a","in":{n},"out":0}}"#);
+        let record = |id: &str| format!(r#"{{"sensor":"a","direction":"in","record_id":"{id}"}}"#);
+        let sensor = |id: &str| format!(r#"{{"sensor":"{id}","direction":"in"}}"#);
+        one(&interval(MAX_INTERVAL_CROSSINGS));
+        one(&record(&"r".repeat(crate::loose::MAX_ID_BYTES)));
+        one(&sensor(&"s".repeat(crate::loose::MAX_ID_BYTES)));
+        for json in [
+            interval(MAX_INTERVAL_CROSSINGS + 1),
+            interval(u64::from(u32::MAX)),
+            record(&"r".repeat(129)),
+            sensor(&"s".repeat(129)),
+        ] {
+            assert_eq!(rejection(&json), InputRejection::OutOfRange, "{json}");
         }
     }
 }

@@ -65,10 +65,13 @@ pub enum InputRejection {
     UnknownTopic,
     /// Valid JSON that matches none of the documented record shapes, or more than one.
     UnknownFormat,
+    /// A scanner or door sensor the store's config does not name (set by the agent, which
+    /// knows the config; the parsers never return it).
+    UnknownSource,
 }
 
 impl InputRejection {
-    pub const ALL: [InputRejection; 7] = [
+    pub const ALL: [InputRejection; 8] = [
         InputRejection::Oversized,
         InputRejection::NotUtf8,
         InputRejection::Malformed,
@@ -76,6 +79,7 @@ impl InputRejection {
         InputRejection::OutOfRange,
         InputRejection::UnknownTopic,
         InputRejection::UnknownFormat,
+        InputRejection::UnknownSource,
     ];
 
     /// The metrics label value (`snake_case`).
@@ -88,6 +92,7 @@ impl InputRejection {
             InputRejection::OutOfRange => "out_of_range",
             InputRejection::UnknownTopic => "unknown_topic",
             InputRejection::UnknownFormat => "unknown_format",
+            InputRejection::UnknownSource => "unknown_source",
         }
     }
 }
@@ -126,6 +131,9 @@ pub enum InputError {
     UnknownTopic { expected: &'static str },
     #[error("record matches no known shape: {detail}")]
     UnknownFormat { detail: &'static str },
+    /// The name itself is not quoted: names from outside are unbounded and may be anything.
+    #[error("the {what} is not in the store's config")]
+    UnknownSource { what: &'static str },
 }
 
 impl InputError {
@@ -141,6 +149,7 @@ impl InputError {
             InputError::OutOfRange { .. } => InputRejection::OutOfRange,
             InputError::UnknownTopic { .. } => InputRejection::UnknownTopic,
             InputError::UnknownFormat { .. } => InputRejection::UnknownFormat,
+            InputError::UnknownSource { .. } => InputRejection::UnknownSource,
         }
     }
 

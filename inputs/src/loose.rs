@@ -78,8 +78,11 @@ impl<'de: 'a, 'a> Visitor<'de> for LooseVisitor<'a> {
     }
 }
 
-/// Longest accepted identifier (sensor, record, transaction, device id), in bytes.
-pub const MAX_ID_BYTES: usize = 256;
+/// Longest accepted identifier (sensor, record, transaction, device id), in bytes: twice the
+/// longest a store config may name (64), well beyond what a device or till writes.
+pub const MAX_ID_BYTES: usize = 128;
+/// [`MAX_ID_BYTES`] as an error's allowed range.
+pub(crate) const ID_RANGE: &str = "at most 128 bytes";
 
 /// Earliest accepted event time, 2000-01-01T00:00:00Z: earlier times are unset clocks or epoch
 /// seconds sent where milliseconds belong (1.7e9 ms is January 1970).
@@ -193,7 +196,7 @@ impl Loose<'_> {
         if id.trim().is_empty() {
             Err(InputError::missing(field))
         } else if id.len() > MAX_ID_BYTES {
-            Err(InputError::out_of_range(field, "at most 256 bytes"))
+            Err(InputError::out_of_range(field, ID_RANGE))
         } else {
             Ok(id)
         }

@@ -14,7 +14,7 @@
 //!
 //! | field | type | notes |
 //! |---|---|---|
-//! | `id` | string or integer, required | the POS transaction id; re-sent transactions repeat it (the engine counts them once). At most 256 bytes |
+//! | `id` | string or integer, required | the POS transaction id; re-sent transactions repeat it (the engine counts them once). At most 128 bytes |
 //! | `time` | RFC 3339 with offset, or epoch milliseconds (number or digit string), required | in 2000..=9999 |
 //! | `amount` | decimal number or decimal string in major units, optional | converted exactly to minor units assuming two decimal places (cents): `12.34` → 1234, `"12.3"` → 1230, `12.340` → 1234; a third non-zero decimal (`12.345`) is rejected, never rounded. For currencies without two decimals use `amount_minor` |
 //! | `amount_minor` | whole number or digit string, optional | minor units (cents) |
@@ -29,8 +29,8 @@ use storefront_protocol::Transaction;
 use crate::loose::{Loose, present};
 use crate::{InputError, from_json, payload_text};
 
-/// Largest accepted amount in minor units: 100 million in major units, beyond any till sale.
-pub const MAX_AMOUNT_MINOR: i64 = 10_000_000_000;
+/// Largest accepted amount in minor units: 10 million in major units, beyond any till sale.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000;
 
 /// One page of a POS poll.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -138,7 +138,7 @@ impl Raw<'_> {
 }
 
 const AMOUNT_EXPECTED: &str = "a decimal amount with at most two decimal places";
-const AMOUNT_RANGE: &str = "0 to 100000000.00";
+const AMOUNT_RANGE: &str = "0 to 10000000.00";
 
 /// A major-unit amount in minor units (×100), exactly.
 fn major_to_minor(value: &Loose<'_>) -> Result<i64, InputError> {
@@ -217,6 +217,18 @@ mod tests {
     }
 
     #[test]
+    fn transaction_ids_over_the_id_limit_are_rejected() {
+        let with_id = |id: &str| format!(r#"{{"id":"{id}","time":1763888500000}}"#);
+        assert!(parse_pushed_transaction(with_id(&"t".repeat(crate::loose::MAX_ID_BYTES)).as_bytes()).is_ok());
+        assert_eq!(
+            parse_pushed_transaction(with_id(&"t".repeat(129)).as_bytes())
+                .unwrap_err()
+                .reason(),
+            InputRejection::OutOfRange
+        );
+    }
+
+    #[test]
     fn amounts_convert_to_minor_units_exactly() {
         for (json, minor) in [
             ("12.34", 1234),
@@ -225,7 +237,7 @@ mod tests {
             ("1.005e2", 10050),
             ("19.99", 1999),
             ("1234567.89", 123456789),
-            ("100000000", 10_000_000_000),
+            ("10000000", MAX_AMOUNT_MINOR),
             ("7", 700),
             ("0", 0),
             ("-0.0", 0),
@@ -253,7 +265,8 @@ mod tests {
             ("-0.01", OutOfRange),
             (r#""-5""#, OutOfRange),
             ("-3", OutOfRange),
-            ("100000000.01", OutOfRange),
+            ("10000000.01", OutOfRange),
+            ("42949672.95", OutOfRange),
             ("1e300", OutOfRange),
             (r#""99999999999999999999""#, OutOfRange),
         ] {

@@ -71,7 +71,7 @@
 use serde::Deserialize;
 use storefront_protocol::AddressKind;
 
-use crate::loose::{Loose, MAX_ID_BYTES, present};
+use crate::loose::{ID_RANGE, Loose, MAX_ID_BYTES, present};
 use crate::{InputError, ScannerFormat, from_json, payload_text};
 
 /// Lowest plausible RSSI, dBm (ESPresense's "no RSSI" sentinel is −128).
@@ -341,7 +341,7 @@ fn identity(value: &Loose<'_>) -> Result<String, InputError> {
     if id.trim().is_empty() {
         Err(InputError::missing("id"))
     } else if id.len() > MAX_ID_BYTES {
-        Err(InputError::out_of_range("id", "at most 256 bytes"))
+        Err(InputError::out_of_range("id", ID_RANGE))
     } else {
         Ok(canonical_identity(id))
     }

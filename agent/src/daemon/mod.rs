@@ -8,6 +8,7 @@
 //! fresh), resume the source at the checkpoint's cursor.
 
 mod core;
+pub mod http;
 pub mod source;
 pub mod sync;
 pub mod tls;
@@ -182,28 +183,13 @@ pub async fn run(
             sync: sync_status.clone(),
             live: live_health,
         });
-        let mut router = storefront_dashboard::router(
-            source,
-            storefront_dashboard::DashboardOptions {
-                auth_token: run.http_token.clone(),
-            },
-        );
-        if let Some(ingest) = ingest {
-            router = router.merge(ingest);
-        }
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot serve the dashboard on {addr} (is the port taken?); fix: set dashboard.bind in the config, or --http for the demo"))?;
-        tracing::info!(url = %format!("http://{}", listener.local_addr()?), "Dashboard listening");
-        let mut stop = sync_stop_rx.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stop.changed().await;
-            });
-            if let Err(error) = served.await {
-                tracing::error!(%error, "Dashboard server failed");
-            }
-        });
+        http::start(
+            addr,
+            http::router(source, run.http_token.clone(), ingest),
+            http::HttpLimits::for_config(&config.dashboard),
+            sync_stop_rx.clone(),
+        )
+        .await?;
     }
     let core = self::core::Core {
         engine,

@@ -11,7 +11,13 @@
 //! ```
 //!
 //! Every source logs its failures (rate-limited) and retries with backoff; none ends
-//! [`LiveSources::run`] early. Counters and last-seen times are in [`LiveHealth`].
+//! [`LiveSources::run`] early. Counters and last-seen times (by reception, on the live clock)
+//! are in [`LiveHealth`].
+//!
+//! Input from a scanner or door sensor the config does not name is rejected where it arrives
+//! (`unknown_source`, one counter per input path; [`KnownSources`]), and so is a record dated
+//! more than [`MAX_FUTURE_MS`] after its reception: names and times from outside never become
+//! map keys or "last seen" times downstream.
 //! Live sources have no cursor: what arrived since the last checkpoint is lost on a crash.
 //!
 //! Architecture invariant: a raw device identity (MAC address, beacon id, alias) is
@@ -24,15 +30,15 @@ pub mod keys;
 pub mod pos;
 pub mod scanners;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use storefront_config::{Sources, StoreConfig};
-use storefront_inputs::{InputError, parse_pushed_transaction, parse_transactions};
+use storefront_inputs::{InputError, parse_door, parse_pushed_transaction, parse_transactions};
 use storefront_protocol::privacy::Pseudonymizer;
-use storefront_protocol::{Event, Transaction};
+use storefront_protocol::{DoorEvent, Event, Timestamp, Transaction};
 use tokio::sync::{mpsc, watch};
 
 pub use self::health::{Input, LiveHealth, LiveHealthSnapshot};
@@ -45,9 +51,118 @@ use crate::daemon::source::SourceMessage;
 /// Sightings from the local radio waiting to be forwarded to the core.
 const BLE_CHANNEL: usize = 4096;
 
+/// How far after its reception a record's own time may lie: the engine's bound for events from
+/// the future. A door record dated 9999 must not reach the core, whose windows and sensor
+/// health follow event times.
+pub const MAX_FUTURE_MS: i64 = 120_000;
+
+/// The scanner and door-sensor ids the store's config names: input from any other is rejected
+/// as `unknown_source`, so the names an outside sender makes up are never kept.
+#[derive(Clone, Debug, Default)]
+pub struct KnownSources {
+    scanners: BTreeSet<String>,
+    door_sensors: BTreeSet<String>,
+}
+
+impl KnownSources {
+    pub fn new(
+        scanners: impl IntoIterator<Item = String>,
+        door_sensors: impl IntoIterator<Item = String>,
+    ) -> KnownSources {
+        KnownSources {
+            scanners: scanners.into_iter().collect(),
+            door_sensors: door_sensors.into_iter().collect(),
+        }
+    }
+
+    /// The scanners of the config's zones and its door sensors.
+    pub fn for_config(config: &StoreConfig) -> KnownSources {
+        KnownSources::new(
+            config.zones.iter().flat_map(|z| z.scanners.iter().cloned()),
+            config.door_sensors.iter().cloned(),
+        )
+    }
+
+    pub fn scanner(&self, id: &str) -> bool {
+        self.scanners.contains(id)
+    }
+
+    pub fn door_sensor(&self, id: &str) -> bool {
+        self.door_sensors.contains(id)
+    }
+}
+
+fn from_the_future(t: Timestamp, received_ms: i64) -> bool {
+    t.millis() > received_ms.saturating_add(MAX_FUTURE_MS)
+}
+
+const FUTURE: InputError = InputError::OutOfRange {
+    field: "time",
+    allowed: "at most 2 minutes after the record was received",
+};
+
+/// Door records (one or a batch) received at `now_ms`, over MQTT or HTTP: parsed, and refused
+/// whole if one names a sensor the config does not or is dated in the future. The sensors of
+/// accepted records are marked seen at `now_ms`.
+pub(crate) fn door_records(
+    payload: &[u8],
+    now_ms: i64,
+    known: &KnownSources,
+    health: &LiveHealth,
+) -> Result<Vec<DoorEvent>, InputError> {
+    let records = parse_door(payload, Timestamp(now_ms))?;
+    if !records.iter().all(|r| known.door_sensor(&r.sensor)) {
+        return Err(InputError::UnknownSource {
+            what: "door sensor",
+        });
+    }
+    if records.iter().any(|r| from_the_future(r.t, now_ms)) {
+        return Err(FUTURE);
+    }
+    for record in &records {
+        health.door_seen(&record.sensor, now_ms);
+    }
+    Ok(records)
+}
+
+/// Pushed transactions received at `now_ms` (see [`parse_pushed_transactions`]), refused whole
+/// if one is dated in the future.
+pub(crate) fn pushed_transactions(
+    payload: &[u8],
+    now_ms: i64,
+) -> Result<Vec<Transaction>, InputError> {
+    let transactions = parse_pushed_transactions(payload)?;
+    if transactions.iter().any(|t| from_the_future(t.t, now_ms)) {
+        return Err(FUTURE);
+    }
+    Ok(transactions)
+}
+
+/// Splits a polled page's transactions: those dated in the future are rejected (counted) one by
+/// one, as the POS will serve the same page again and the rest of it must not be lost.
+pub(crate) fn polled_transactions(
+    transactions: Vec<Transaction>,
+    now_ms: i64,
+    health: &LiveHealth,
+) -> Vec<Transaction> {
+    transactions
+        .into_iter()
+        .filter(|t| {
+            let future = from_the_future(t.t, now_ms);
+            if future {
+                health.rejected(Input::PosPoll, &FUTURE);
+            }
+            !future
+        })
+        .collect()
+}
+
 /// The configured live sources, ready to run.
 pub struct LiveSources {
     sources: Sources,
+    known: KnownSources,
+    /// `Authorization: Bearer` token of the ingest routes (`sources.ingest.token_file`).
+    ingest_token: Option<String>,
     mqtt: Option<MqttConnection>,
     keys: PseudonymKeys,
     pseudonymizer: watch::Sender<Pseudonymizer>,
@@ -89,9 +204,12 @@ impl LiveSources {
             ),
             None => None,
         };
+        let ingest_token = config.ingest_token()?;
         let (pseudonymizer, _) = watch::channel(keys.pseudonymizer());
         Ok(LiveSources {
             sources: config.sources.clone(),
+            known: KnownSources::for_config(config),
+            ingest_token,
             mqtt,
             keys,
             pseudonymizer,
@@ -121,8 +239,12 @@ impl LiveSources {
             shutdown.clone(),
         ));
         if let Some(connection) = self.mqtt {
-            let inputs =
-                MqttInputs::new(&self.sources.scanner_mqtt, receiver.clone(), health.clone());
+            let inputs = MqttInputs::new(
+                &self.sources.scanner_mqtt,
+                self.known.clone(),
+                receiver.clone(),
+                health.clone(),
+            );
             tasks.spawn(scanners::run_mqtt(
                 connection,
                 inputs,
@@ -175,7 +297,15 @@ impl LiveSources {
         out: mpsc::Sender<SourceMessage>,
         health: Arc<LiveHealth>,
     ) -> axum::Router {
-        ingest::router(out, health, self.clock.clone())
+        ingest::router(
+            ingest::Ingest {
+                out,
+                health,
+                clock: self.clock.clone(),
+                known: self.known.clone(),
+            },
+            self.ingest_token.as_deref(),
+        )
     }
 }
 

@@ -28,6 +28,7 @@ use storefront_protocol::Event;
 use tokio::sync::{mpsc, watch};
 
 use super::health::{Input, LiveHealth};
+use super::polled_transactions;
 use crate::clock::SharedClock;
 use crate::daemon::source::SourceMessage;
 
@@ -186,10 +187,12 @@ async fn poll(
                 return Err(PollError::Rejected(error));
             }
         };
-        health.accepted(Input::PosPoll, page.transactions.len());
-        health.pos_success(clock.now_ms());
-        sent += page.transactions.len();
-        for transaction in page.transactions {
+        let now = clock.now_ms();
+        let transactions = polled_transactions(page.transactions, now, health);
+        health.accepted(Input::PosPoll, transactions.len());
+        health.pos_success(now);
+        sent += transactions.len();
+        for transaction in transactions {
             if out
                 .send(SourceMessage::Event(Event::Transaction(transaction), None))
                 .await

@@ -14,6 +14,9 @@
 //! logged by reason and field only; topics of scanner messages (they carry MACs) are never
 //! logged.
 //!
+//! The client speaks MQTT v5 to announce a maximum packet size: an oversized message (even a
+//! retained one) is dropped by the broker, not sent to end the connection on every reconnect.
+//!
 //! Scanner subscriptions use QoS 0 (a lost RSSI sample is harmless; a busy store sends
 //! thousands a second), door and POS QoS 1.
 //!
@@ -24,15 +27,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use rumqttc::QoS;
 use storefront_config::{ScannerFormat, ScannerMqttSource};
-use storefront_inputs::{InputError, ScannerMessage, parse_door, parse_scanner};
+use storefront_inputs::{InputError, ScannerMessage, parse_scanner};
 use storefront_protocol::privacy::Pseudonymizer;
 use storefront_protocol::{DeviceId, Event, Sighting, Timestamp};
 use tokio::sync::{mpsc, watch};
 
 use super::health::{Input, LiveHealth};
-use super::parse_pushed_transactions;
+use super::{KnownSources, door_records, pushed_transactions};
 use crate::clock::SharedClock;
 use crate::daemon::source::SourceMessage;
 
@@ -40,12 +43,14 @@ use crate::daemon::source::SourceMessage;
 pub const DOOR_TOPIC: &str = "storefront/local/door/#";
 /// POS systems push transactions here (see `storefront_inputs::pos`).
 pub const POS_TOPIC: &str = "storefront/local/pos/#";
-/// Largest MQTT packet read. Bigger payloads than the parsers' 64 KiB are read and counted as
-/// oversized; a packet over this closes the connection (rumqttc's limit), which is logged and
-/// reconnected.
-const MAX_INCOMING_PACKET: usize = 1024 * 1024;
+/// Largest MQTT packet this client takes, announced to the broker as the MQTT v5 Maximum Packet
+/// Size: the broker drops bigger messages for this client (mosquitto logs each). Payloads
+/// between the parsers' 64 KiB and this still arrive, and are counted as `oversized`.
+const MAX_INCOMING_PACKET: u32 = 256 * 1024;
 const RECONNECT_MIN: Duration = Duration::from_millis(200);
 const RECONNECT_MAX: Duration = Duration::from_secs(10);
+/// A connection up this long was a good one: the next failure starts the backoff over.
+const STABLE_CONNECTION: Duration = Duration::from_secs(30);
 const UNREACHABLE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The status topic filter of nodes publishing readings on `topic`, when the format has one and
@@ -76,6 +81,7 @@ struct ScannerRoute {
 /// Routes, parses, pseudonymises and counts MQTT input messages. Pure but for the counters.
 pub struct MqttInputs {
     scanners: Vec<ScannerRoute>,
+    known: KnownSources,
     door_topic: String,
     pos_topic: String,
     pseudonymizer: watch::Receiver<Pseudonymizer>,
@@ -83,8 +89,11 @@ pub struct MqttInputs {
 }
 
 impl MqttInputs {
+    /// Routes for `sources`; readings, statuses and door records are taken only from the
+    /// scanners and sensors `known` names.
     pub fn new(
         sources: &[ScannerMqttSource],
+        known: KnownSources,
         pseudonymizer: watch::Receiver<Pseudonymizer>,
         health: Arc<LiveHealth>,
     ) -> MqttInputs {
@@ -96,6 +105,7 @@ impl MqttInputs {
                     source: source.clone(),
                 })
                 .collect(),
+            known,
             door_topic: DOOR_TOPIC.to_owned(),
             pos_topic: POS_TOPIC.to_owned(),
             pseudonymizer,
@@ -123,11 +133,8 @@ impl MqttInputs {
     pub fn handle(&self, topic: &str, payload: &[u8], now_ms: i64, events: &mut Vec<Event>) {
         let now = Timestamp(now_ms);
         if rumqttc::matches(topic, &self.door_topic) {
-            match parse_door(payload, now) {
+            match door_records(payload, now_ms, &self.known, &self.health) {
                 Ok(records) => {
-                    for record in &records {
-                        self.health.door_seen(&record.sensor, now_ms);
-                    }
                     self.health.accepted(Input::DoorMqtt, records.len());
                     events.extend(records.into_iter().map(Event::Door));
                 }
@@ -136,7 +143,7 @@ impl MqttInputs {
             return;
         }
         if rumqttc::matches(topic, &self.pos_topic) {
-            match parse_pushed_transactions(payload) {
+            match pushed_transactions(payload, now_ms) {
                 Ok(transactions) => {
                     self.health.accepted(Input::PosMqtt, transactions.len());
                     events.extend(transactions.into_iter().map(Event::Transaction));
@@ -161,11 +168,22 @@ impl MqttInputs {
             );
             return;
         };
-        match parse_scanner(route.source.format, topic, payload) {
-            Ok(ScannerMessage::Reading(reading)) => {
+        let message = parse_scanner(route.source.format, topic, payload).and_then(|message| {
+            let node = match &message {
+                ScannerMessage::Reading(reading) => &reading.node,
+                ScannerMessage::NodeStatus { node, .. } => node,
+            };
+            let scanner = route.source.scanner_id(node);
+            if self.known.scanner(scanner) {
+                Ok((scanner.to_owned(), message))
+            } else {
+                Err(InputError::UnknownSource { what: "scanner" })
+            }
+        });
+        match message {
+            Ok((scanner, ScannerMessage::Reading(reading))) => {
                 let device = pseudonym(&self.pseudonymizer.borrow(), &reading.identity);
                 // `reading.identity` is dropped with `reading` at the end of this arm.
-                let scanner = route.source.scanner_id(&reading.node).to_owned();
                 self.health.node_reading(&scanner, now_ms);
                 self.health.accepted(Input::ScannerMqtt, 1);
                 events.push(Event::Sighting(Sighting {
@@ -177,9 +195,8 @@ impl MqttInputs {
                     addr: reading.address_kind,
                 }));
             }
-            Ok(ScannerMessage::NodeStatus { node, online }) => {
-                let scanner = route.source.scanner_id(&node);
-                self.health.node_status(scanner, online, now_ms);
+            Ok((scanner, ScannerMessage::NodeStatus { online, .. })) => {
+                self.health.node_status(&scanner, online, now_ms);
                 self.health.accepted(Input::ScannerMqtt, 0);
             }
             Err(error) => self.health.rejected(Input::ScannerMqtt, &error),
@@ -226,6 +243,50 @@ pub struct MqttConnection {
     pub keep_alive: Duration,
 }
 
+/// The reconnect delay. It doubles with every failure and starts over only after a connection
+/// that lasted: one the broker ends right after its ConnAck (a packet this client refuses, a
+/// duplicate client id) must not reconnect in a tight loop.
+#[derive(Debug)]
+struct Reconnect {
+    delay: Duration,
+    connected_at: Option<Instant>,
+}
+
+impl Reconnect {
+    fn new() -> Reconnect {
+        Reconnect {
+            delay: RECONNECT_MIN,
+            connected_at: None,
+        }
+    }
+
+    fn connected(&mut self, now: Instant) {
+        self.connected_at = Some(now);
+    }
+
+    /// The delay before the next attempt, after a failure at `now`.
+    fn failed(&mut self, now: Instant) -> Duration {
+        if self
+            .connected_at
+            .take()
+            .is_some_and(|since| now.duration_since(since) >= STABLE_CONNECTION)
+        {
+            self.delay = RECONNECT_MIN;
+        }
+        let delay = self.delay;
+        self.delay = (self.delay * 2).min(RECONNECT_MAX);
+        delay
+    }
+}
+
+fn qos(qos: QoS) -> rumqttc::v5::mqttbytes::QoS {
+    match qos {
+        QoS::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+        QoS::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        QoS::ExactlyOnce => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
+    }
+}
+
 /// Runs the MQTT inputs until `shutdown` (or until the core is gone). Connection failures are
 /// logged (the first, then once a minute) and retried with backoff; it never returns early.
 pub async fn run_mqtt(
@@ -235,11 +296,16 @@ pub async fn run_mqtt(
     out: mpsc::Sender<SourceMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::{AsyncClient, Event as MqttEvent, MqttOptions};
+
     let health = inputs.health.clone();
     let mut options = MqttOptions::new(&connection.client_id, &connection.host, connection.port);
     options.set_keep_alive(connection.keep_alive);
-    options.set_clean_session(true);
-    options.set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024);
+    options.set_clean_start(true);
+    // Announced in CONNECT: the broker drops bigger messages for this client instead of
+    // sending what would end the connection (and, retained, end it again on every reconnect).
+    options.set_max_packet_size(Some(MAX_INCOMING_PACKET));
     if let Some((user, password)) = &connection.credentials {
         options.set_credentials(user, password);
     }
@@ -248,7 +314,7 @@ pub async fn run_mqtt(
     }
     let filters = inputs.filters();
     let (client, mut eventloop) = AsyncClient::new(options, filters.len() + 16);
-    let mut backoff = RECONNECT_MIN;
+    let mut reconnect = Reconnect::new();
     let mut unreachable_since: Option<Instant> = None;
     let mut last_log = Instant::now();
     let mut events = Vec::new();
@@ -260,12 +326,9 @@ pub async fn run_mqtt(
         };
         match event {
             Ok(MqttEvent::Incoming(Packet::Publish(publish))) => {
-                inputs.handle(
-                    &publish.topic,
-                    &publish.payload,
-                    clock.now_ms(),
-                    &mut events,
-                );
+                // MQTT topics are UTF-8; a broker that sends anything else sends nothing usable.
+                let topic = std::str::from_utf8(&publish.topic).unwrap_or("");
+                inputs.handle(topic, &publish.payload, clock.now_ms(), &mut events);
                 for event in events.drain(..) {
                     let sent = tokio::select! {
                         sent = out.send(SourceMessage::Event(event, None)) => sent.is_ok(),
@@ -279,7 +342,7 @@ pub async fn run_mqtt(
                 }
             }
             Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                backoff = RECONNECT_MIN;
+                reconnect.connected(Instant::now());
                 health.mqtt_connected(true);
                 match unreachable_since.take() {
                     Some(since) => tracing::info!(
@@ -291,8 +354,8 @@ pub async fn run_mqtt(
                     }
                 }
                 // Every connect: a broker restarted without persistence forgot the session.
-                for (filter, qos) in &filters {
-                    if let Err(error) = client.try_subscribe(filter, *qos) {
+                for (filter, level) in &filters {
+                    if let Err(error) = client.try_subscribe(filter, qos(*level)) {
                         tracing::error!(%error, filter, "Cannot subscribe");
                     }
                 }
@@ -301,6 +364,7 @@ pub async fn run_mqtt(
             Err(error) => {
                 health.mqtt_connection_error();
                 let now = Instant::now();
+                let delay = reconnect.failed(now);
                 match unreachable_since {
                     None => {
                         unreachable_since = Some(now);
@@ -311,13 +375,12 @@ pub async fn run_mqtt(
                         last_log = now;
                         tracing::warn!(%error, down_seconds = now.duration_since(since).as_secs(), "Local broker still unreachable");
                     }
-                    Some(_) => tracing::debug!(%error, ?backoff, "Local broker unreachable"),
+                    Some(_) => tracing::debug!(%error, ?delay, "Local broker unreachable"),
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.changed() => break,
                 }
-                backoff = (backoff * 2).min(RECONNECT_MAX);
             }
         }
     }
@@ -360,5 +423,22 @@ mod tests {
             pseudonym(&p, "watch:darrell"),
             p.pseudonym(b"watch:darrell")
         );
+    }
+
+    #[test]
+    fn a_connection_dropped_right_after_its_connack_does_not_reset_the_backoff() {
+        let mut reconnect = Reconnect::new();
+        let start = Instant::now();
+        let mut delays = Vec::new();
+        for i in 0..8 {
+            let now = start + Duration::from_secs(i);
+            reconnect.connected(now);
+            delays.push(reconnect.failed(now + Duration::from_millis(5)));
+        }
+        assert!(delays.windows(2).all(|d| d[1] >= d[0]), "{delays:?}");
+        assert_eq!(*delays.last().unwrap(), RECONNECT_MAX);
+        // A connection that lasted starts the backoff over.
+        reconnect.connected(start);
+        assert_eq!(reconnect.failed(start + STABLE_CONNECTION), RECONNECT_MIN);
     }
 }

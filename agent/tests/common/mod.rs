@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod live;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -151,7 +153,8 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
 /// An MQTT client on the test broker, its event loop polled in the background.
 pub async fn publisher(port: u16, id: &str) -> rumqttc::AsyncClient {
     let mut options = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
-    options.set_max_packet_size(1 << 20, 1 << 20);
+    // Room for the oversized payloads the hostile tests send.
+    options.set_max_packet_size(4 << 20, 4 << 20);
     options.set_inflight(1000);
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10_000);
     tokio::spawn(async move {
