@@ -66,6 +66,7 @@
 //! [`SyncMessage`]: storefront_protocol::SyncMessage
 //! [`IdempotencyKey`]: storefront_protocol::IdempotencyKey
 
+pub mod durable;
 mod error;
 mod record;
 mod store;

@@ -1,6 +1,5 @@
 use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
-use std::ffi::OsString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -16,6 +15,7 @@ use storefront_protocol::{
 };
 use tracing::{error, warn};
 
+use crate::durable::SledFiles;
 use crate::record::{
     decode, encode, outbox_key, parse_outbox_key, time_from_key, time_key, utc_date,
 };
@@ -132,8 +132,8 @@ struct State {
     next_seq: u64,
     shed: ShedCounts,
     store_id: Option<String>,
-    /// Blob files already fsynced (sled names them by log position, never reusing a name).
-    synced_blobs: HashSet<OsString>,
+    /// The database's files, with the blob files already fsynced.
+    files: SledFiles,
 }
 
 /// The agent's storage. Writers are serialised by an internal lock, so the plans made before
@@ -389,7 +389,7 @@ impl Store {
                 next_seq,
                 shed,
                 store_id,
-                synced_blobs: HashSet::new(),
+                files: SledFiles::new(&options.path),
             }),
         })
     }
@@ -609,45 +609,13 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         let mut state = self.state();
         self.db.flush().map_err(sled_err("flush", "*"))?;
-        let dir = &self.options.path;
-        let sync = |path: &Path, data_only: bool| -> Result<(), StoreError> {
-            let file = std::fs::File::open(path).map_err(|source| StoreError::Sync {
-                path: path.to_owned(),
-                source,
-            })?;
-            let synced = if data_only {
-                file.sync_data()
-            } else {
-                file.sync_all()
-            };
-            synced.map_err(|source| StoreError::Sync {
-                path: path.to_owned(),
-                source,
+        state
+            .files
+            .sync()
+            .map_err(|e| StoreError::Sync {
+                path: e.path,
+                source: e.source,
             })
-        };
-        sync(&dir.join("db"), true)?;
-        let blobs = dir.join("blobs");
-        if let Ok(entries) = std::fs::read_dir(&blobs) {
-            let mut present = HashSet::new();
-            let mut new_blobs = false;
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                if !state.synced_blobs.contains(&name) {
-                    // A blob removed meanwhile is not an error.
-                    match sync(&entry.path(), false) {
-                        Ok(()) => new_blobs = true,
-                        Err(_) if !entry.path().exists() => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
-                present.insert(name);
-            }
-            state.synced_blobs = present;
-            if new_blobs {
-                sync(&blobs, false)?;
-            }
-        }
-        sync(dir, false)
     }
 
     /// Outbox entries in sequence order after `after_seq` (`None`: from the start), at most
