@@ -1,34 +1,56 @@
 //! The collector: MQTT in, [`HqStore`] upserts, application-level acks out.
 //!
 //! Two tasks:
-//! * the **connection task** polls rumqttc's `EventLoop`: it reconnects with capped
-//!   exponential backoff when the broker goes away, subscribes again on every ConnAck (a
-//!   restarted broker has lost the session), and forwards each publish into a bounded channel;
+//! * the **connection task** polls rumqttc's `EventLoop` (MQTT 5) and never waits on anything
+//!   else, so outgoing acks always drain: it reconnects with capped exponential backoff when
+//!   the broker goes away, subscribes again on every ConnAck (a restarted broker has lost the
+//!   session), and queues each publish for the collector loop. The queue is bounded in bytes
+//!   (`queue_max_bytes`); a publish beyond it is shed and counted, and the agent re-sends it
+//!   since it gets no ack;
 //! * the **collector loop** ([`Collector::run`]) checks each publish (topic, size, schema,
-//!   key-vs-payload, topic store = key store), gathers accepted ones into a batch (up to
-//!   `batch_max_messages` or `batch_max_wait`), upserts and flushes the batch on a blocking
-//!   thread, and only then publishes one [`Ack`] per store.
+//!   key-vs-payload, topic store = key store, then [`storefront_protocol::validate`]), gathers
+//!   accepted ones into a batch (up to `batch_max_messages` or `batch_max_wait`), upserts the
+//!   batch and fsyncs the database on a blocking thread, and only then publishes one [`Ack`]
+//!   per store, waiting for room in the request channel (the connection task drains it), so
+//!   no ack is ever dropped.
 //!
-//! Architecture invariant: an ack is published only for seqs whose summary is stored (or was
-//! already stored) and flushed. The collector never waits on the MQTT request channel
-//! (`try_publish`), so it cannot deadlock with the connection task that feeds it; an ack that
-//! cannot be queued is counted and the agent's re-send brings the message back.
+//! Oversized publishes: the CONNECT packet announces a maximum packet size
+//! ([`MAX_INCOMING_PACKET`]), so the broker drops larger publishes for this client instead of
+//! sending them (one crafted message must not break the connection for the whole chain);
+//! publishes between [`MAX_MESSAGE_BYTES`] and that size arrive and are counted `too_large`.
+//!
+//! Invalid summaries (the semantic checks of [`storefront_protocol::validate`]) are counted
+//! by reason, logged at a bounded rate, never stored — and acked. A summary is immutable: the
+//! agent would re-send the same invalid copy every ack timeout forever, and an ack only tells
+//! it to stop re-sending. Acking is safe because only the store itself can write its summary
+//! topic (the broker ACL in `deploy/`), and only a message whose key names the topic's store
+//! is acked. Messages that name another store, or cannot be decoded, are not acked.
+//! Conflicting copies are acked too (see [`crate::HqStore`]: held aside, counted, flagged).
+//!
+//! Architecture invariant: an ack names only seqs whose summary is stored (or was already
+//! stored, or is refused for good) and fsynced.
 //!
 //! MQTT-level delivery: clean sessions and automatic PUBACKs. The end-to-end guarantee is the
 //! agent's outbox plus HQ's application ack, not the broker's session: a message lost with a
 //! broker restart or a collector crash is re-sent by the agent, and duplicates are harmless.
 //!
-//! Shutdown drain order: stop taking publishes → store, flush and ack what was received →
+//! Shutdown drain order: stop taking publishes → store, fsync and ack what was received →
 //! queue an MQTT DISCONNECT behind the acks → wait (bounded) for the connection task to send
 //! them and end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
+use rumqttc::Outgoing;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubscribeReasonCode};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
+use storefront_mqtt::{BrokerUrl, TlsFiles};
 use storefront_protocol::topic::{StoreTopic, check_id, parse_summary_topic, store_topic};
+use storefront_protocol::validate::{Violation, validate_payload};
 use storefront_protocol::{
     Ack, MAX_MESSAGE_BYTES, SUMMARY_SCHEMA_VERSION, SyncMessage, SyncMessageError,
 };
@@ -39,13 +61,13 @@ use crate::HqError;
 use crate::ratelog::{LogDecision, RateLimitedLog};
 use crate::store::{HqStore, Upsert};
 
-/// Largest MQTT packet the collector reads. Above [`MAX_MESSAGE_BYTES`] so that oversized
-/// summaries arrive and are counted as `too_large`; a packet over this limit makes rumqttc drop
-/// the connection (logged as a connection error, then reconnect).
-const MAX_INCOMING_PACKET: usize = 4 * MAX_MESSAGE_BYTES;
+/// Largest MQTT packet the collector accepts, announced in CONNECT: a summary of
+/// [`MAX_MESSAGE_BYTES`] plus room for its topic and headers, and for the slightly larger
+/// publishes that are still worth counting as `too_large`. The broker drops anything bigger.
+pub const MAX_INCOMING_PACKET: usize = MAX_MESSAGE_BYTES + 64 * 1024;
 
-/// Capacity of rumqttc's request channel (acks, subscribes).
-const REQUEST_CAPACITY: usize = 1024;
+/// Capacity of rumqttc's request channel (acks, subscribes). The collector waits for room.
+const REQUEST_CAPACITY: usize = 4096;
 
 /// How long shutdown waits for the connection task to send the last acks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -57,8 +79,11 @@ const LOG_SUMMARY_PERIOD: Duration = Duration::from_secs(60);
 /// Where and how the collector connects and batches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectorConfig {
-    pub host: String,
-    pub port: u16,
+    pub broker: BrokerUrl,
+    /// CA bundle and client certificate for `mqtts://`.
+    pub tls: TlsFiles,
+    /// MQTT username and password.
+    pub credentials: Option<(String, String)>,
     /// MQTT client id; unique per collector process.
     pub client_id: String,
     /// Shared-subscription group: collectors in the same group split the messages.
@@ -67,6 +92,9 @@ pub struct CollectorConfig {
     pub batch_max_messages: usize,
     /// ...or this long after its first message arrived, whichever comes first.
     pub batch_max_wait: Duration,
+    /// Bytes of received publishes waiting for the collector loop; beyond it they are shed
+    /// (counted; unacked, so the agents re-send them).
+    pub queue_max_bytes: usize,
     /// First reconnect delay after the broker goes away; doubles up to `backoff_max`.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
@@ -76,16 +104,21 @@ pub struct CollectorConfig {
 
 impl CollectorConfig {
     /// A config with defaults for everything but the broker, client id and group.
-    /// `broker` is `mqtt://host[:port]`, `tcp://host[:port]` or `host[:port]` (port 1883).
+    /// `broker` is `mqtt://host[:port]`, `mqtts://host[:port]` or `host[:port]`.
     pub fn new(broker: &str, client_id: &str, group: &str) -> Result<CollectorConfig, HqError> {
-        let (host, port) = parse_broker_url(broker)?;
+        let broker = BrokerUrl::parse(broker).map_err(|e| HqError::BrokerUrl {
+            url: broker.to_owned(),
+            reason: e.to_string(),
+        })?;
         let config = CollectorConfig {
-            host,
-            port,
+            broker,
+            tls: TlsFiles::default(),
+            credentials: None,
             client_id: client_id.to_owned(),
             group: group.to_owned(),
-            batch_max_messages: 100,
+            batch_max_messages: 500,
             batch_max_wait: Duration::from_millis(50),
+            queue_max_bytes: 256 * 1024 * 1024,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             keep_alive: Duration::from_secs(15),
@@ -111,6 +144,9 @@ impl CollectorConfig {
         if self.batch_max_messages == 0 {
             return bad("batch_max_messages", "must be at least 1");
         }
+        if self.queue_max_bytes < MAX_INCOMING_PACKET {
+            return bad("queue_max_bytes", "must hold at least one message of the largest size");
+        }
         if self.backoff_min.is_zero() || self.backoff_max < self.backoff_min {
             return bad("backoff_min", "must be above zero and at most backoff_max");
         }
@@ -128,34 +164,25 @@ impl CollectorConfig {
             storefront_protocol::topic::ROOT
         )
     }
-}
 
-fn parse_broker_url(url: &str) -> Result<(String, u16), HqError> {
-    let bad = |reason: &str| HqError::BrokerUrl {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let rest = match url.split_once("://") {
-        Some(("mqtt" | "tcp", rest)) => rest,
-        Some(("mqtts" | "ssl" | "ws" | "wss", _)) => {
-            return Err(bad("only plain TCP (mqtt://) is supported in this build"));
+    fn mqtt_options(&self) -> Result<MqttOptions, HqError> {
+        let mut options = MqttOptions::new(&self.client_id, &self.broker.host, self.broker.port);
+        options
+            .set_keep_alive(self.keep_alive)
+            .set_clean_start(true)
+            .set_max_packet_size(Some(MAX_INCOMING_PACKET as u32));
+        if let Some((username, password)) = &self.credentials {
+            options.set_credentials(username, password);
         }
-        Some(_) => return Err(bad("the scheme must be mqtt:// or tcp://")),
-        None => url,
-    };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) => (
-            host,
-            port.parse::<u16>()
-                .map_err(|_| bad("the port must be a number from 1 to 65535"))?,
-        ),
-        None => (rest, 1883),
-    };
-    if host.is_empty() || host.contains('/') || port == 0 {
-        return Err(bad("expected mqtt://host:port"));
+        let transport = storefront_mqtt::transport(&self.broker, &self.tls).map_err(|e| {
+            HqError::Config {
+                field: "tls",
+                reason: e.to_string(),
+            }
+        })?;
+        options.set_transport(transport);
+        Ok(options)
     }
-    Ok((host.to_owned(), port))
 }
 
 /// Why a message was refused.
@@ -165,7 +192,7 @@ pub enum RejectReason {
     Topic,
     /// Over [`MAX_MESSAGE_BYTES`].
     TooLarge,
-    /// Not JSON, or not a `SyncMessage`.
+    /// Not JSON, not a `SyncMessage`, or a sketch whose internals are inconsistent.
     Malformed,
     /// A schema version this build does not read.
     UnsupportedSchema,
@@ -175,6 +202,8 @@ pub enum RejectReason {
     KeyMismatch,
     /// The topic's store differs from the message's key.
     TopicStoreMismatch,
+    /// Decoded, but its figures fail a semantic check (acked: see the module docs).
+    Invalid(Violation),
 }
 
 impl RejectReason {
@@ -187,6 +216,19 @@ impl RejectReason {
             RejectReason::PayloadStoreMismatch => "payload_store_mismatch",
             RejectReason::KeyMismatch => "key_mismatch",
             RejectReason::TopicStoreMismatch => "topic_store_mismatch",
+            RejectReason::Invalid(violation) => match violation {
+                Violation::Schema => "invalid_schema",
+                Violation::StoreId => "invalid_store_id",
+                Violation::WindowLength => "invalid_window_length",
+                Violation::Alignment => "invalid_alignment",
+                Violation::LocalDate => "invalid_local_date",
+                Violation::LocalHour => "invalid_local_hour",
+                Violation::Bound => "invalid_bound",
+                Violation::Inconsistent => "invalid_inconsistent",
+                Violation::Distribution => "invalid_distribution",
+                Violation::Zones => "invalid_zones",
+                Violation::Day => "invalid_day",
+            },
         }
     }
 
@@ -210,23 +252,29 @@ impl fmt::Display for RejectReason {
 /// Counters of one collector since it started.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HqStats {
-    /// Publishes received on the summary subscription.
+    /// Publishes received on the summary subscription (shed ones included).
     pub received: u64,
     /// Summaries stored for the first time.
     pub inserted: u64,
     /// Summaries already stored with the same content (acked again).
     pub duplicates: u64,
-    /// Summaries already stored with different content: first version kept, acked, logged.
+    /// Summaries already stored with different content: first copy kept, this one held aside
+    /// (or only counted when the conflict table is full), acked, logged.
     pub conflicts: u64,
-    /// Refused messages by reason; never stored, never acked.
+    /// Of those, copies not held aside because the conflict table is full.
+    pub conflicts_not_held: u64,
+    /// Refused messages by reason; never stored. Only `Invalid` ones are acked.
     pub rejected: BTreeMap<RejectReason, u64>,
+    /// Publishes dropped because the queue to the collector loop was full (not acked: the
+    /// agent re-sends).
+    pub shed: u64,
     /// Messages not stored because the store failed (not acked: the agent re-sends).
     pub store_errors: u64,
     /// Ack messages queued for publishing (one per store per batch).
     pub acks_published: u64,
     /// Sequence numbers in those acks.
     pub acked_seqs: u64,
-    /// Acks that could not be queued (request channel full); the agent re-sends.
+    /// Acks that could not be queued (only at shutdown with the broker gone).
     pub ack_publish_failures: u64,
     /// Successful connections (ConnAcks), the first one included.
     pub connections: u64,
@@ -245,9 +293,11 @@ impl HqStats {
 
 /// A checked message waiting in the current batch.
 #[derive(Clone, Debug)]
-pub(crate) struct Accepted {
-    pub org: String,
-    pub message: SyncMessage,
+pub(crate) enum Accepted {
+    /// To store, then ack.
+    Store { org: String, message: SyncMessage },
+    /// Refused for good (invalid figures): only acked, so the agent stops re-sending it.
+    AckOnly { org: String, store: String, seq: u64 },
 }
 
 /// What storing one batch did.
@@ -255,31 +305,40 @@ pub(crate) struct Accepted {
 pub(crate) struct BatchOutcome {
     pub inserted: u64,
     pub duplicates: u64,
-    /// Conflicting keys: the first version is kept.
-    pub conflicts: Vec<HqError>,
+    /// Conflicting copies (held aside or not).
+    pub conflicts: Vec<(String, SyncMessage, bool)>,
     /// Upserts or the flush that failed, with the number of messages affected.
     pub errors: Vec<(HqError, u64)>,
-    /// Seqs stored durably, per `(org, store)`: what to ack.
+    /// Seqs to ack, per `(org, store)`.
     pub acks: BTreeMap<(String, String), BTreeSet<u64>>,
 }
 
-/// Upserts a batch and flushes once; only after a successful flush is anything ackable.
+/// Upserts a batch and fsyncs once; only after a successful fsync is anything stored ackable.
 pub(crate) fn store_batch(store: &dyn HqStore, batch: Vec<Accepted>) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
     let mut ackable = Vec::with_capacity(batch.len());
     for item in batch {
-        match store.upsert(&item.org, &item.message) {
+        let (org, message) = match item {
+            Accepted::AckOnly { org, store, seq } => {
+                outcome.acks.entry((org, store)).or_default().insert(seq);
+                continue;
+            }
+            Accepted::Store { org, message } => (org, message),
+        };
+        match store.upsert(&org, &message) {
             Ok(Upsert::Inserted) => outcome.inserted += 1,
             Ok(Upsert::Duplicate) => outcome.duplicates += 1,
             // The agent cannot fix a conflict: re-sending forever would not help, so it is
-            // acked like a duplicate, and counted and logged for a human.
-            Err(e @ HqError::Conflict { .. }) => outcome.conflicts.push(e),
+            // acked like a duplicate; the copy is held aside, counted and logged for a human.
+            Ok(Upsert::Conflict { held }) => {
+                outcome.conflicts.push((org.clone(), message.clone(), held))
+            }
             Err(e) => {
                 outcome.errors.push((e, 1));
                 continue;
             }
         }
-        ackable.push(item);
+        ackable.push((org, message.key.store_id, message.seq));
     }
     if ackable.is_empty() {
         return outcome;
@@ -288,27 +347,80 @@ pub(crate) fn store_batch(store: &dyn HqStore, batch: Vec<Accepted>) -> BatchOut
         outcome.errors.push((e, ackable.len() as u64));
         return outcome;
     }
-    for item in ackable {
-        outcome
-            .acks
-            .entry((item.org, item.message.key.store_id))
-            .or_default()
-            .insert(item.message.seq);
+    for (org, store, seq) in ackable {
+        outcome.acks.entry((org, store)).or_default().insert(seq);
     }
     outcome
 }
 
-/// Checks one publish: topic, decode (size, schema, key vs payload), topic store vs key.
-pub(crate) fn check_publish(topic: &str, payload: &[u8]) -> Result<Accepted, RejectReason> {
-    let (org, store) = parse_summary_topic(topic).ok_or(RejectReason::Topic)?;
-    let message = SyncMessage::decode(payload).map_err(|e| RejectReason::of(&e))?;
-    if message.key.store_id != store {
-        return Err(RejectReason::TopicStoreMismatch);
+/// A refused publish, and whether its refusal is acked.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Rejection {
+    pub reason: RejectReason,
+    pub detail: String,
+    pub ack: Option<Accepted>,
+}
+
+fn rejected(reason: RejectReason, detail: impl Into<String>) -> Rejection {
+    Rejection {
+        reason,
+        detail: detail.into(),
+        ack: None,
     }
-    Ok(Accepted {
+}
+
+/// Checks one publish: topic, decode (size, schema, key vs payload, sketches), topic store vs
+/// key, then the figures.
+pub(crate) fn check_publish(topic: &str, payload: &[u8]) -> Result<Accepted, Rejection> {
+    let (org, store) =
+        parse_summary_topic(topic).ok_or_else(|| rejected(RejectReason::Topic, "not a summary topic"))?;
+    let message = SyncMessage::decode(payload).map_err(|e| {
+        let mut detail = e.to_string();
+        detail.truncate(200);
+        rejected(RejectReason::of(&e), detail)
+    })?;
+    if message.key.store_id != store {
+        return Err(rejected(RejectReason::TopicStoreMismatch, "topic does not match the message"));
+    }
+    if let Err(invalid) = validate_payload(&message.payload) {
+        return Err(Rejection {
+            reason: RejectReason::Invalid(invalid.violation),
+            detail: invalid.detail,
+            ack: Some(Accepted::AckOnly {
+                org: org.to_owned(),
+                store: store.to_owned(),
+                seq: message.seq,
+            }),
+        });
+    }
+    Ok(Accepted::Store {
         org: org.to_owned(),
         message,
     })
+}
+
+impl PartialEq for Accepted {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Accepted::AckOnly { org, store, seq },
+                Accepted::AckOnly {
+                    org: o,
+                    store: s,
+                    seq: q,
+                },
+            ) => org == o && store == s && seq == q,
+            (Accepted::Store { org, message }, Accepted::Store { org: o, message: m }) => {
+                org == o && message == m
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Bytes a queued publish accounts for.
+fn queued_size(publish: &Publish) -> usize {
+    publish.topic.len() + publish.payload.len()
 }
 
 /// Stores summaries from MQTT and acks them. See the module docs.
@@ -335,20 +447,16 @@ impl Collector {
         self.stats.subscribe()
     }
 
-    /// Runs until `shutdown` turns `true` (or its sender is dropped), then stores, flushes and
+    /// Runs until `shutdown` turns `true` (or its sender is dropped), then stores, fsyncs and
     /// acks what it has, disconnects, and returns the final counters. Broker outages are
     /// retried forever; only a failed background task ends the run with an error.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<HqStats, HqError> {
-        let mut options =
-            MqttOptions::new(&self.config.client_id, &self.config.host, self.config.port);
-        options
-            .set_keep_alive(self.config.keep_alive)
-            .set_clean_session(true)
-            .set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024);
+        let options = self.config.mqtt_options()?;
         let (client, eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
-        let (tx, mut rx) = mpsc::channel(self.config.batch_max_messages.max(16) * 2);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         info!(
-            broker = %format!("{}:{}", self.config.host, self.config.port),
+            broker = %self.config.broker,
             client_id = %self.config.client_id,
             subscription = %self.config.subscription(),
             "Collector starting"
@@ -357,7 +465,11 @@ impl Collector {
             eventloop,
             client.clone(),
             self.config.subscription(),
-            tx,
+            Queue {
+                tx,
+                queued: Arc::clone(&queued),
+                max_bytes: self.config.queue_max_bytes,
+            },
             self.stats.clone(),
             (self.config.backoff_min, self.config.backoff_max),
         ));
@@ -374,16 +486,17 @@ impl Collector {
                         connection_ended = true;
                         break;
                     };
+                    queued.fetch_sub(queued_size(&publish), Ordering::Relaxed);
                     self.take(&publish, &mut batch);
                     if batch.len() >= self.config.batch_max_messages {
-                        self.commit(&client, &mut batch).await?;
+                        self.commit(&client, &mut batch, None).await?;
                         deadline = None;
                     } else if deadline.is_none() && !batch.is_empty() {
                         deadline = Some(tokio::time::Instant::now() + self.config.batch_max_wait);
                     }
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {
-                    self.commit(&client, &mut batch).await?;
+                    self.commit(&client, &mut batch, None).await?;
                     deadline = None;
                 }
             }
@@ -394,7 +507,8 @@ impl Collector {
         while let Some(publish) = rx.recv().await {
             self.take(&publish, &mut batch);
         }
-        self.commit(&client, &mut batch).await?;
+        let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        self.commit(&client, &mut batch, Some(grace)).await?;
         if connection_ended {
             return match connection.await {
                 Ok(()) => Err(HqError::Task("the MQTT connection task ended".into())),
@@ -404,11 +518,8 @@ impl Collector {
             };
         }
         // The DISCONNECT queues behind the acks, so they go out first while connected.
-        let _ = client.try_disconnect();
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut connection)
-            .await
-            .is_err()
-        {
+        let _ = tokio::time::timeout_at(grace, client.disconnect()).await;
+        if tokio::time::timeout_at(grace, &mut connection).await.is_err() {
             warn!("Broker unreachable at shutdown: the last acks may not have been sent");
             connection.abort();
         }
@@ -417,48 +528,58 @@ impl Collector {
             received = stats.received,
             inserted = stats.inserted,
             duplicates = stats.duplicates,
+            conflicts = stats.conflicts,
             rejected = stats.rejected_total(),
+            shed = stats.shed,
             "Collector stopped"
         );
         Ok(stats)
     }
 
-    /// Counts and checks one publish; accepted ones join the batch.
+    /// Counts and checks one publish; accepted ones (and acked refusals) join the batch.
     fn take(&mut self, publish: &Publish, batch: &mut Vec<Accepted>) {
-        let checked = check_publish(&publish.topic, &publish.payload);
+        let topic = String::from_utf8_lossy(&publish.topic);
+        let checked = check_publish(&topic, &publish.payload);
         // One update, so readers never see a message received but not yet classified.
         self.stats.send_modify(|s| {
             s.received += 1;
-            if let Err(reason) = &checked {
-                *s.rejected.entry(*reason).or_default() += 1;
+            if let Err(rejection) = &checked {
+                *s.rejected.entry(rejection.reason).or_default() += 1;
             }
         });
         match checked {
             Ok(accepted) => batch.push(accepted),
-            Err(reason) => match self.log.note(reason.as_str(), Instant::now()) {
-                LogDecision::Detail => warn!(
-                    reason = %reason,
-                    topic = %publish.topic,
-                    bytes = publish.payload.len(),
-                    detail = %reject_detail(&publish.payload),
-                    "Rejected a message"
-                ),
-                LogDecision::Summary { total, suppressed } => warn!(
-                    reason = %reason,
-                    total,
-                    suppressed,
-                    "Still rejecting messages"
-                ),
-                LogDecision::Silent => {}
-            },
+            Err(rejection) => {
+                match self.log.note(rejection.reason.as_str(), Instant::now()) {
+                    LogDecision::Detail => warn!(
+                        reason = %rejection.reason,
+                        topic = %topic,
+                        bytes = publish.payload.len(),
+                        detail = %rejection.detail,
+                        acked = rejection.ack.is_some(),
+                        "Rejected a message"
+                    ),
+                    LogDecision::Summary { total, suppressed } => warn!(
+                        reason = %rejection.reason,
+                        total,
+                        suppressed,
+                        "Still rejecting messages"
+                    ),
+                    LogDecision::Silent => {}
+                }
+                batch.extend(rejection.ack);
+            }
         }
     }
 
-    /// Stores and flushes the batch, then publishes one ack per store.
+    /// Stores and fsyncs the batch, then publishes one ack per store. Waits for room in the
+    /// request channel (drained by the connection task); with `deadline` (shutdown), gives up
+    /// on acks that cannot be queued by then.
     async fn commit(
         &mut self,
         client: &AsyncClient,
         batch: &mut Vec<Accepted>,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<(), HqError> {
         if batch.is_empty() {
             return Ok(());
@@ -470,11 +591,21 @@ impl Collector {
             .await
             .map_err(|e| HqError::Task(format!("storing a batch failed: {e}")))?;
 
-        for conflict in &outcome.conflicts {
-            if let LogDecision::Detail | LogDecision::Summary { .. } =
-                self.log.note("conflict", Instant::now())
-            {
-                warn!(error = %conflict, "Conflicting copy of a stored summary; acked, first version kept");
+        for (org, message, held) in &outcome.conflicts {
+            match self.log.note("conflict", Instant::now()) {
+                LogDecision::Detail => warn!(
+                    org = %org,
+                    store = %message.key.store_id,
+                    kind = ?message.key.kind,
+                    window_start = message.key.window_start.millis(),
+                    seq = message.seq,
+                    held_aside = held,
+                    "Conflicting copy of a stored summary: first copy kept and flagged, this one held aside, acked"
+                ),
+                LogDecision::Summary { total, suppressed } => {
+                    warn!(total, suppressed, "Still receiving conflicting copies")
+                }
+                LogDecision::Silent => {}
             }
         }
         for (e, messages) in &outcome.errors {
@@ -490,9 +621,14 @@ impl Collector {
             let queued = match store_topic(org, store, StoreTopic::Ack) {
                 Ok(topic) => {
                     let body = serde_json::to_vec(&ack).unwrap_or_default();
-                    client
-                        .try_publish(topic, QoS::AtLeastOnce, false, body)
-                        .map_err(|e| e.to_string())
+                    let publish = client.publish(topic, QoS::AtLeastOnce, false, body);
+                    match deadline {
+                        None => publish.await.map_err(|e| e.to_string()),
+                        Some(at) => match tokio::time::timeout_at(at, publish).await {
+                            Ok(result) => result.map_err(|e| e.to_string()),
+                            Err(_) => Err("the broker is unreachable at shutdown".to_owned()),
+                        },
+                    }
                 }
                 Err(e) => Err(e.to_string()),
             };
@@ -518,24 +654,13 @@ impl Collector {
             s.inserted += outcome.inserted;
             s.duplicates += outcome.duplicates;
             s.conflicts += outcome.conflicts.len() as u64;
+            s.conflicts_not_held += outcome.conflicts.iter().filter(|c| !c.2).count() as u64;
             s.store_errors += outcome.errors.iter().map(|(_, n)| n).sum::<u64>();
             s.acks_published += published;
             s.acked_seqs += seqs;
             s.ack_publish_failures += failures;
         });
         Ok(())
-    }
-}
-
-/// A short, log-safe description of why a payload was refused.
-fn reject_detail(payload: &[u8]) -> String {
-    match SyncMessage::decode(payload) {
-        Ok(_) => "topic does not match the message".to_owned(),
-        Err(e) => {
-            let mut text = e.to_string();
-            text.truncate(200);
-            text
-        }
     }
 }
 
@@ -551,19 +676,28 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Polls the MQTT event loop forever: reconnects with backoff, re-subscribes on every
-/// ConnAck, forwards publishes. Ends after our DISCONNECT went out, when the collector loop is
-/// gone, or when every client handle is dropped.
+/// The connection task's side of the queue to the collector loop, bounded in bytes.
+struct Queue {
+    tx: mpsc::UnboundedSender<Publish>,
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// Polls the MQTT event loop forever and waits on nothing else: reconnects with backoff,
+/// re-subscribes on every ConnAck, queues publishes (shedding beyond the queue's bound). Ends
+/// after our DISCONNECT went out, when the collector loop is gone, or when every client handle
+/// is dropped.
 async fn drive_connection(
     mut eventloop: EventLoop,
     client: AsyncClient,
     subscription: String,
-    tx: mpsc::Sender<Publish>,
+    queue: Queue,
     stats: watch::Sender<HqStats>,
     (backoff_min, backoff_max): (Duration, Duration),
 ) {
     let mut backoff = backoff_min;
     let mut failures: u64 = 0;
+    let mut shed_log = RateLimitedLog::new(1, LOG_SUMMARY_PERIOD);
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(connack))) => {
@@ -581,25 +715,41 @@ async fn drive_connection(
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(suback))) => {
-                let refused = suback
-                    .return_codes
-                    .iter()
-                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure));
+                let refused = suback.return_codes.iter().any(|c| {
+                    !matches!(c, SubscribeReasonCode::Success(_))
+                });
                 if refused {
-                    error!(subscription = %subscription, "The broker refused the subscription");
+                    error!(subscription = %subscription, codes = ?suback.return_codes, "The broker refused the subscription");
                 } else {
                     info!(subscription = %subscription, "Subscribed");
                     stats.send_modify(|s| s.subscriptions += 1);
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                if tx.send(publish).await.is_err() {
+                let size = queued_size(&publish);
+                let before = queue.queued.fetch_add(size, Ordering::Relaxed);
+                if before + size > queue.max_bytes {
+                    queue.queued.fetch_sub(size, Ordering::Relaxed);
+                    stats.send_modify(|s| {
+                        s.received += 1;
+                        s.shed += 1;
+                    });
+                    if let LogDecision::Detail | LogDecision::Summary { .. } =
+                        shed_log.note("shed", Instant::now())
+                    {
+                        warn!(
+                            queued_bytes = before,
+                            total = stats.borrow().shed,
+                            "The collector is behind: shedding publishes (the agents re-send them)"
+                        );
+                    }
+                } else if queue.tx.send(publish).is_err() {
                     return;
                 }
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => {}
-            Err(rumqttc::ConnectionError::RequestsDone) => return,
+            Err(ConnectionError::RequestsDone) => return,
             Err(e) => {
                 failures += 1;
                 stats.send_modify(|s| s.connection_errors += 1);
@@ -629,26 +779,6 @@ mod tests {
     }
 
     #[test]
-    fn broker_urls_parse_with_a_default_port_and_refuse_tls() {
-        assert_eq!(
-            parse_broker_url("mqtt://127.0.0.1:1884").unwrap(),
-            ("127.0.0.1".into(), 1884)
-        );
-        assert_eq!(
-            parse_broker_url("tcp://broker/").unwrap(),
-            ("broker".into(), 1883)
-        );
-        assert_eq!(
-            parse_broker_url("localhost").unwrap(),
-            ("localhost".into(), 1883)
-        );
-        assert!(parse_broker_url("mqtts://x:8883").is_err());
-        assert!(parse_broker_url("http://x").is_err());
-        assert!(parse_broker_url("mqtt://x:99999").is_err());
-        assert!(parse_broker_url("mqtt://:1883").is_err());
-    }
-
-    #[test]
     fn the_subscription_is_shared_across_the_group() {
         let config = CollectorConfig::new("mqtt://h:1", "c", "hq").unwrap();
         assert_eq!(config.subscription(), "$share/hq/storefront/v1/+/+/summary");
@@ -660,32 +790,44 @@ mod tests {
     fn publishes_are_checked_topic_first_then_payload_then_store() {
         let m = window("s1", 1_794_992_400, 3);
         let body = m.encode();
+        let reason = |topic: &str, body: &[u8]| check_publish(topic, body).unwrap_err().reason;
         assert!(check_publish("storefront/v1/acme/s1/summary", &body).is_ok());
         assert_eq!(
-            check_publish("storefront/v1/acme/s2/summary", &body).unwrap_err(),
+            reason("storefront/v1/acme/s2/summary", &body),
             RejectReason::TopicStoreMismatch
         );
+        assert_eq!(reason("storefront/v1/acme/s1/ack", &body), RejectReason::Topic);
         assert_eq!(
-            check_publish("storefront/v1/acme/s1/ack", &body).unwrap_err(),
-            RejectReason::Topic
-        );
-        assert_eq!(
-            check_publish("storefront/v1/acme/s1/summary", b"{").unwrap_err(),
+            reason("storefront/v1/acme/s1/summary", b"{"),
             RejectReason::Malformed
         );
         let mut old = m.clone();
         old.schema = 99;
         assert_eq!(
-            check_publish("storefront/v1/acme/s1/summary", &old.encode()).unwrap_err(),
+            reason("storefront/v1/acme/s1/summary", &old.encode()),
             RejectReason::UnsupportedSchema
         );
         assert_eq!(
-            check_publish(
+            reason(
                 "storefront/v1/acme/s1/summary",
                 &vec![b' '; MAX_MESSAGE_BYTES + 1]
-            )
-            .unwrap_err(),
+            ),
             RejectReason::TooLarge
+        );
+        let mut impossible = m.clone();
+        if let storefront_protocol::SummaryPayload::Window(w) = &mut impossible.payload {
+            w.funnel.bounces = w.funnel.entries + 1;
+        }
+        let refused = check_publish("storefront/v1/acme/s1/summary", &impossible.encode()).unwrap_err();
+        assert_eq!(refused.reason, RejectReason::Invalid(Violation::Inconsistent));
+        assert_eq!(
+            refused.ack,
+            Some(Accepted::AckOnly {
+                org: "acme".into(),
+                store: "s1".into(),
+                seq: impossible.seq
+            }),
+            "an invalid summary is acked so the agent stops re-sending it"
         );
     }
 
@@ -701,7 +843,7 @@ mod tests {
         if let storefront_protocol::SummaryPayload::Window(w) = &mut conflicting.payload {
             w.funnel.bounces = 1;
         }
-        let item = |m: &SyncMessage| Accepted {
+        let item = |m: &SyncMessage| Accepted::Store {
             org: "acme".into(),
             message: m.clone(),
         };
@@ -736,7 +878,7 @@ mod tests {
             store: Option<&str>,
             from: storefront_protocol::Timestamp,
             to: storefront_protocol::Timestamp,
-        ) -> Result<Vec<storefront_protocol::WindowSummary>, HqError> {
+        ) -> Result<Vec<crate::Stored<storefront_protocol::WindowSummary>>, HqError> {
             self.0.windows(store, from, to)
         }
         fn days(
@@ -744,11 +886,14 @@ mod tests {
             store: Option<&str>,
             from: &str,
             to: &str,
-        ) -> Result<Vec<storefront_protocol::DailySummary>, HqError> {
+        ) -> Result<Vec<crate::Stored<storefront_protocol::DailySummary>>, HqError> {
             self.0.days(store, from, to)
         }
-        fn stores(&self) -> Result<Vec<String>, HqError> {
+        fn stores(&self) -> Result<Vec<crate::StoreRef>, HqError> {
             self.0.stores()
+        }
+        fn conflicts(&self) -> Result<Vec<crate::HeldConflict>, HqError> {
+            self.0.conflicts()
         }
     }
 
@@ -757,7 +902,7 @@ mod tests {
         let store = FailingFlush(MemoryHqStore::new());
         let outcome = store_batch(
             &store,
-            vec![Accepted {
+            vec![Accepted::Store {
                 org: "acme".into(),
                 message: window("s1", 1_794_992_400, 3),
             }],

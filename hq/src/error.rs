@@ -1,4 +1,3 @@
-use storefront_protocol::IdempotencyKey;
 use storefront_protocol::topic::TopicIdError;
 
 /// Boxed cause of a storage failure, so no storage engine's error type leaks into the API.
@@ -26,13 +25,6 @@ pub enum HqError {
         key: String,
         reason: String,
     },
-    /// The key is already stored with different content; the first version is kept
-    /// (final windows are immutable).
-    #[error(
-        "summary {} {:?} at {} is already stored with different content; keeping the first version",
-        key.store_id, key.kind, key.window_start.millis()
-    )]
-    Conflict { key: IdempotencyKey },
     #[error("invalid id: {0}")]
     InvalidId(#[from] TopicIdError),
     #[error("invalid date {0:?}: expected YYYY-MM-DD")]

@@ -10,9 +10,11 @@
 //! per store and chain-wide.
 //!
 //! Architecture invariants:
-//! * a summary is acked only after it is stored and the store is flushed;
-//! * the first version stored under a key is kept forever (final windows are immutable); a
-//!   different copy is a counted, logged conflict;
+//! * a summary is acked only after it is stored and the database is fsynced;
+//! * every summary is checked semantically ([`storefront_protocol::validate`]) before it is
+//!   stored; rows are keyed by org, store, kind and start;
+//! * the first version stored under a key is kept (final windows are immutable); a different
+//!   copy is held aside, counted, logged, and the key is flagged in reports;
 //! * bad input is counted by reason and logged at a bounded rate, never a panic;
 //! * storage is reached only through [`HqStore`]; sled stays inside `store/sled_store.rs`.
 //!
@@ -26,7 +28,9 @@ mod ratelog;
 mod report;
 mod store;
 
-pub use collector::{Collector, CollectorConfig, HqStats, RejectReason};
+pub use collector::{Collector, CollectorConfig, HqStats, MAX_INCOMING_PACKET, RejectReason};
 pub use error::{HqError, StorageSource};
 pub use report::{CHAIN, Report, ReportRow, build_report};
-pub use store::{HqStore, MemoryHqStore, SledHqStore, Upsert};
+pub use store::{
+    HeldConflict, HqStore, MAX_CONFLICTS, MemoryHqStore, SledHqStore, StoreRef, Stored, Upsert,
+};

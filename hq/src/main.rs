@@ -1,12 +1,15 @@
 //! `hq`: the HQ collector and report. Glue only: parse the command line, set up tracing, call
 //! the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use storefront_hq::{Collector, CollectorConfig, SledHqStore, build_report};
+use storefront_mqtt::TlsFiles;
+use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -24,9 +27,24 @@ struct Cli {
 enum Command {
     /// Subscribe to every store's summaries, store each exactly once and ack it.
     Collect {
-        /// Broker address, mqtt://host:port.
+        /// Broker address, mqtt://host:port or mqtts://host:port (TLS).
         #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
         broker: String,
+        /// CA bundle (PEM) to check an mqtts:// broker with (default: the system's roots).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Client certificate (PEM) for mutual TLS; needs --client-key-file.
+        #[arg(long, requires = "client_key_file")]
+        client_cert_file: Option<PathBuf>,
+        /// Client private key (PEM) for mutual TLS; needs --client-cert-file.
+        #[arg(long, requires = "client_cert_file")]
+        client_key_file: Option<PathBuf>,
+        /// MQTT username; needs --password-file.
+        #[arg(long, requires = "password_file")]
+        username: Option<String>,
+        /// File holding the MQTT password (never on the command line).
+        #[arg(long, requires = "username")]
+        password_file: Option<PathBuf>,
         /// Database directory (created if missing).
         #[arg(long, default_value = "hq-data")]
         db: PathBuf,
@@ -63,8 +81,10 @@ enum Command {
 
 fn init_tracing(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: journald and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -77,6 +97,11 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Collect {
             broker,
+            ca_file,
+            client_cert_file,
+            client_key_file,
+            username,
+            password_file,
             db,
             group,
             client_id,
@@ -84,16 +109,28 @@ fn main() -> Result<()> {
         } => {
             init_tracing(log_json);
             let client_id = client_id.unwrap_or_else(|| format!("hq-{}", std::process::id()));
-            let config = CollectorConfig::new(&broker, &client_id, &group)
+            let mut config = CollectorConfig::new(&broker, &client_id, &group)
                 .context("invalid collector settings")?;
+            config.tls = TlsFiles {
+                ca_file,
+                client_cert_file,
+                client_key_file,
+            };
+            if let (Some(username), Some(path)) = (username, password_file) {
+                let password = storefront_mqtt::read_password(&path).context("--password-file")?;
+                config.credentials = Some((username, password));
+            }
             let store = SledHqStore::open(&db)
                 .with_context(|| format!("cannot open the database at {}", db.display()))?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             runtime.block_on(async move {
                 let (stop, shutdown) = tokio::sync::watch::channel(false);
+                let mut terminate = signal(SignalKind::terminate())
+                    .context("cannot listen for SIGTERM")?;
                 tokio::spawn(async move {
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        tracing::info!("Ctrl-C: shutting down");
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining, then exiting"),
+                        _ = terminate.recv() => tracing::info!("SIGTERM: draining, then exiting"),
                     }
                     let _ = stop.send(true);
                 });

@@ -1,6 +1,12 @@
 //! `hq report`: daily summaries merged per store and chain-wide with [`Funnel::merge`]
-//! (counts add, sketches merge), so every chain figure is derived from merged counts, never an
-//! average of store rates.
+//! (counts add and saturate, sketches merge), so every chain figure is derived from merged
+//! counts, never an average of store rates. Stores are told apart by org and id. A day whose
+//! key has a conflicting copy held aside (see [`crate::HqStore`]) is merged with its first
+//! copy and counted in the row's `conflicted_days`, so a reader knows the figure is disputed.
+//!
+//! Stored data cannot panic a report: every sketch was checked when it was decoded
+//! ([`storefront_protocol::SketchError`]); a record that fails those checks is a
+//! [`HqError::Corrupt`] naming it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,9 +23,13 @@ pub const CHAIN: &str = "CHAIN";
 /// One row: a store (or the chain) over the date range.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReportRow {
+    /// The store's org; empty for the chain row.
+    pub org: String,
     pub store: String,
     /// Daily summaries merged into this row (store-days for the chain row).
     pub days: u32,
+    /// Of those, days with a conflicting copy held aside (the first copy is merged).
+    pub conflicted_days: u32,
     pub funnel: Funnel,
 }
 
@@ -46,25 +56,31 @@ pub fn build_report(
     if days.is_empty() {
         return Ok(None);
     }
-    let mut rows: BTreeMap<String, ReportRow> = BTreeMap::new();
+    let mut rows: BTreeMap<(String, String), ReportRow> = BTreeMap::new();
     for day in &days {
         let row = rows
-            .entry(day.store_id.clone())
+            .entry((day.org.clone(), day.summary.store_id.clone()))
             .or_insert_with(|| ReportRow {
-                store: day.store_id.clone(),
+                org: day.org.clone(),
+                store: day.summary.store_id.clone(),
                 days: 0,
+                conflicted_days: 0,
                 funnel: Funnel::default(),
             });
-        row.days += 1;
-        row.funnel.merge(&day.funnel);
+        row.days = row.days.saturating_add(1);
+        row.conflicted_days += u32::from(day.conflicted);
+        row.funnel.merge(&day.summary.funnel);
     }
     let mut chain = ReportRow {
+        org: String::new(),
         store: CHAIN.to_owned(),
         days: 0,
+        conflicted_days: 0,
         funnel: Funnel::default(),
     };
     for row in rows.values() {
-        chain.days += row.days;
+        chain.days = chain.days.saturating_add(row.days);
+        chain.conflicted_days += row.conflicted_days;
         chain.funnel.merge(&row.funnel);
     }
     Ok(Some(Report {
@@ -92,8 +108,10 @@ fn duration(seconds: Option<f64>) -> String {
 fn row_json(row: &ReportRow) -> Value {
     let f = &row.funnel;
     json!({
+        "org": row.org,
         "store": row.store,
         "days": row.days,
+        "conflicted_days": row.conflicted_days,
         "passers_by": f.passers_by,
         "entries": f.entries,
         "shopfront_conversion": f.shopfront_conversion(),
@@ -111,8 +129,10 @@ impl Report {
     /// The rows as a fixed-width table, the chain row last.
     pub fn to_table(&self) -> String {
         let header = [
+            "org",
             "store",
             "days",
+            "conflicts",
             "passers_by",
             "entries",
             "shopfront",
@@ -126,8 +146,10 @@ impl Report {
         let cells = |row: &ReportRow| {
             let f = &row.funnel;
             [
+                row.org.clone(),
                 row.store.clone(),
                 row.days.to_string(),
+                row.conflicted_days.to_string(),
                 f.passers_by.to_string(),
                 f.entries.to_string(),
                 percent(f.shopfront_conversion()),
@@ -139,10 +161,10 @@ impl Report {
                 f.door_in.map_or_else(|| "-".to_owned(), |d| d.to_string()),
             ]
         };
-        let mut lines: Vec<[String; 11]> = vec![header.map(str::to_owned)];
+        let mut lines: Vec<[String; 13]> = vec![header.map(str::to_owned)];
         lines.extend(self.stores.iter().map(cells));
         lines.push(cells(&self.chain));
-        let mut widths = [0usize; 11];
+        let mut widths = [0usize; 13];
         for line in &lines {
             for (w, cell) in widths.iter_mut().zip(line) {
                 *w = (*w).max(cell.chars().count());
@@ -157,13 +179,20 @@ impl Report {
             }
             for (j, (cell, w)) in line.iter().zip(widths).enumerate() {
                 let sep = if j == 0 { "" } else { "  " };
-                if j == 0 {
+                if j < 2 {
                     let _ = write!(out, "{sep}{cell:<w$}");
                 } else {
                     let _ = write!(out, "{sep}{cell:>w$}");
                 }
             }
             out.push('\n');
+        }
+        if self.chain.conflicted_days > 0 {
+            let _ = writeln!(
+                out,
+                "{} store-days have a conflicting copy held aside: their first copy is counted (see the collector's log).",
+                self.chain.conflicted_days
+            );
         }
         out
     }

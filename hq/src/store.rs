@@ -4,30 +4,48 @@
 //!
 //! # The table shape, and the PostgreSQL implementation that comes next
 //!
-//! Every implementation holds one logical table, keyed by the [`IdempotencyKey`]:
+//! Every implementation holds one logical table of summaries, keyed by the org and the
+//! [`IdempotencyKey`] (two orgs may use the same store id), and one of conflicting copies:
 //!
 //! ```sql
 //! CREATE TABLE summary (
+//!     org          text        NOT NULL,
 //!     store_id     text        NOT NULL,
 //!     kind         text        NOT NULL CHECK (kind IN ('window', 'daily')),
 //!     window_start timestamptz NOT NULL,  -- a daily summary's day_start
-//!     org          text        NOT NULL,
 //!     local_date   date        NOT NULL,  -- the local day it merges into (queries by date)
 //!     seq          bigint      NOT NULL,  -- the agent's sequence number of the first copy
 //!     schema       integer     NOT NULL,
 //!     payload      jsonb       NOT NULL,  -- the SummaryPayload as received
 //!     received_at  timestamptz NOT NULL DEFAULT now(),
-//!     PRIMARY KEY (store_id, kind, window_start)
+//!     PRIMARY KEY (org, store_id, kind, window_start)
 //! );
-//! CREATE INDEX summary_by_date ON summary (kind, local_date, store_id);
+//! CREATE INDEX summary_by_date ON summary (kind, local_date, org, store_id);
+//! CREATE TABLE conflict (         -- other copies of a stored key, held aside for a human
+//!     org, store_id, kind, window_start,  -- as in summary
+//!     payload_crc  bigint      NOT NULL,  -- one row per distinct copy
+//!     seq          bigint      NOT NULL,
+//!     payload      jsonb       NOT NULL,
+//!     received_at  timestamptz NOT NULL DEFAULT now(),
+//!     PRIMARY KEY (org, store_id, kind, window_start, payload_crc)
+//! );
 //! ```
 //!
-//! `upsert` is `INSERT ... ON CONFLICT (store_id, kind, window_start) DO NOTHING RETURNING 1`:
-//! one row back means [`Upsert::Inserted`]; none means the key exists, and a `SELECT payload`
-//! tells [`Upsert::Duplicate`] (same content) from [`HqError::Conflict`] (the first version
-//! stays). Because the primary key arbitrates, any number of collectors in the same MQTT share
-//! group can write in parallel and each summary is still stored exactly once. `flush` is the
-//! `COMMIT` of the batch's transaction: acks are published only after it returns.
+//! `upsert` is `INSERT ... ON CONFLICT (org, store_id, kind, window_start) DO NOTHING
+//! RETURNING 1`: one row back means [`Upsert::Inserted`]; none means the key exists, and a
+//! `SELECT payload` tells [`Upsert::Duplicate`] (same content) from [`Upsert::Conflict`] (the
+//! copy goes to `conflict`). Because the primary key arbitrates, any number of collectors in
+//! the same MQTT share group can write in parallel and each summary is still stored exactly
+//! once. `flush` is the `COMMIT` of the batch's transaction: acks are published only after it
+//! returns.
+//!
+//! # Conflicts
+//! A final window is immutable, so a second, different copy of a stored key means a bug or a
+//! forgery. HQ cannot tell which copy is right, so it prefers neither silently: the first copy
+//! stays in the table (the figures reports use), the other is held aside in `conflict` (with
+//! when it came and its seq; at most [`MAX_CONFLICTS`] distinct copies in all, beyond which
+//! they are only counted), and every report row built on a conflicted key says so
+//! ([`Stored::conflicted`], `hq report`'s `conflicts` column).
 
 mod memory;
 mod sled_store;
@@ -36,9 +54,15 @@ pub use memory::MemoryHqStore;
 pub use sled_store::SledHqStore;
 
 use chrono::NaiveDate;
-use storefront_protocol::{DailySummary, SyncMessage, Timestamp, WindowSummary};
+use storefront_protocol::{
+    DailySummary, IdempotencyKey, SyncMessage, Timestamp, WindowSummary,
+};
 
 use crate::HqError;
+
+/// Most distinct conflicting copies held aside; beyond it they are counted, not kept, so a
+/// misbehaving store cannot fill HQ's disk.
+pub const MAX_CONFLICTS: usize = 100_000;
 
 /// What an upsert did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,52 +71,87 @@ pub enum Upsert {
     Inserted,
     /// The key was already stored with the same content: nothing changed.
     Duplicate,
+    /// The key is stored with different content: the first copy stays, this one is held aside
+    /// (`held: false` when the conflict table is full and it was only counted).
+    Conflict { held: bool },
+}
+
+/// A store as HQ knows it: its org and its id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StoreRef {
+    pub org: String,
+    pub store: String,
+}
+
+/// A stored summary with its org, and whether a conflicting copy of its key is held aside.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stored<T> {
+    pub org: String,
+    pub summary: T,
+    pub conflicted: bool,
+}
+
+/// A conflicting copy held aside.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeldConflict {
+    pub org: String,
+    pub key: IdempotencyKey,
+    /// When HQ received it, milliseconds since the epoch.
+    pub received_at_ms: i64,
+    /// The copy as received (its `seq` included).
+    pub message: SyncMessage,
 }
 
 /// HQ's storage. Implementations are safe to share between collectors (`Send + Sync`) and must
 /// keep the first version stored under a key forever.
 pub trait HqStore: Send + Sync {
-    /// Stores `message` under its idempotency key unless the key is already there.
-    /// A stored key with different content is [`HqError::Conflict`]; the stored copy is kept.
+    /// Stores `message` of `org` under its key unless the key is already there; a different
+    /// copy of a stored key is held aside ([`Upsert::Conflict`]).
     fn upsert(&self, org: &str, message: &SyncMessage) -> Result<Upsert, HqError>;
 
-    /// Makes every upsert so far durable. Nothing is acknowledged before this returns.
+    /// Makes every upsert so far durable (on disk, fsynced). Nothing is acknowledged before
+    /// this returns.
     fn flush(&self) -> Result<(), HqError>;
 
-    /// Window summaries with `from <= window_start < to`, of one store or all, ordered by
-    /// store then time.
+    /// Window summaries with `from <= window_start < to`, of one store id (in any org) or all,
+    /// ordered by org, store, then time.
     fn windows(
         &self,
         store: Option<&str>,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<Vec<WindowSummary>, HqError>;
+    ) -> Result<Vec<Stored<WindowSummary>>, HqError>;
 
     /// Daily summaries whose local date lies in `from_date..=to_date` (`YYYY-MM-DD`), of one
-    /// store or all, ordered by store then day.
+    /// store id (in any org) or all, ordered by org, store, then day.
     fn days(
         &self,
         store: Option<&str>,
         from_date: &str,
         to_date: &str,
-    ) -> Result<Vec<DailySummary>, HqError>;
+    ) -> Result<Vec<Stored<DailySummary>>, HqError>;
 
     /// Every store that has sent at least one summary, sorted.
-    fn stores(&self) -> Result<Vec<String>, HqError>;
+    fn stores(&self) -> Result<Vec<StoreRef>, HqError>;
+
+    /// Every conflicting copy held aside, ordered by org, store, kind, start (then copy).
+    fn conflicts(&self) -> Result<Vec<HeldConflict>, HqError>;
 }
 
-/// Decides between duplicate and conflict for a key that is already stored.
-pub(crate) fn compare_with_stored(
-    stored: &SyncMessage,
-    incoming: &SyncMessage,
-) -> Result<Upsert, HqError> {
-    if stored.payload == incoming.payload {
-        Ok(Upsert::Duplicate)
-    } else {
-        Err(HqError::Conflict {
-            key: incoming.key.clone(),
-        })
-    }
+/// True when `incoming` is the same summary as `stored` (a re-send).
+pub(crate) fn same_content(stored: &SyncMessage, incoming: &SyncMessage) -> bool {
+    stored.payload == incoming.payload
+}
+
+/// Tells copies of one key apart in the conflict table.
+pub(crate) fn content_crc(message: &SyncMessage) -> u32 {
+    crc32fast::hash(&serde_json::to_vec(&message.payload).unwrap_or_default())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A checked, inclusive range of local dates.
@@ -188,22 +247,42 @@ pub(crate) mod tests {
         assert_eq!(store.upsert("acme", &a).unwrap(), Upsert::Duplicate);
 
         let mut changed = a.clone();
+        changed.seq = 99;
         if let SummaryPayload::Window(w) = &mut changed.payload {
             w.funnel.entries += 1;
         }
-        assert!(matches!(
-            store.upsert("acme", &changed),
-            Err(HqError::Conflict { .. })
-        ));
+        assert_eq!(
+            store.upsert("acme", &changed).unwrap(),
+            Upsert::Conflict { held: true }
+        );
+        assert_eq!(
+            store.upsert("acme", &changed).unwrap(),
+            Upsert::Conflict { held: true },
+            "the same conflicting copy again"
+        );
         let all = store
             .windows(None, Timestamp(i64::MIN), Timestamp(i64::MAX))
             .unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(
-            SummaryPayload::Window(all[0].clone()),
+            SummaryPayload::Window(all[0].summary.clone()),
             a.payload,
             "first kept"
         );
+        assert!(all[0].conflicted, "and flagged");
+        let held = store.conflicts().unwrap();
+        assert_eq!(held.len(), 1, "one row per distinct copy");
+        assert_eq!(held[0].message, changed);
+        assert_eq!(held[0].org, "acme");
+
+        // Another org may use the same store id: a separate row, not a conflict.
+        assert_eq!(store.upsert("globex", &changed).unwrap(), Upsert::Inserted);
+        let s1 = store
+            .windows(Some("s1"), Timestamp(i64::MIN), Timestamp(i64::MAX))
+            .unwrap();
+        assert_eq!(s1.len(), 2);
+        assert_eq!((s1[0].org.as_str(), s1[1].org.as_str()), ("acme", "globex"));
+        assert!(!s1[1].conflicted);
 
         let b = window("s2", 1_794_992_400 + 900, 2);
         store.upsert("acme", &b).unwrap();
@@ -218,7 +297,7 @@ pub(crate) mod tests {
                 Timestamp::from_secs(1_794_992_400 + 900),
             )
             .unwrap();
-        assert_eq!(before_b.len(), 1, "the upper bound is exclusive");
+        assert_eq!(before_b.len(), 2, "the upper bound is exclusive");
 
         // Paris (UTC+1) starts its day the evening before in UTC; Tokyo (UTC+9) even earlier.
         let d1 = day("s1", "2026-11-18", 1_794_956_400, 10);
@@ -230,7 +309,7 @@ pub(crate) mod tests {
         store.flush().unwrap();
         let on_18th = store.days(None, "2026-11-18", "2026-11-18").unwrap();
         assert_eq!(on_18th.len(), 2);
-        assert_eq!(on_18th[0].store_id, "s1");
+        assert_eq!(on_18th[0].summary.store_id, "s1");
         assert_eq!(
             store
                 .days(Some("s1"), "2026-11-18", "2026-11-19")
@@ -252,7 +331,18 @@ pub(crate) mod tests {
             store.days(None, "18/11/2026", "2026-11-18"),
             Err(HqError::InvalidDate(_))
         ));
-        assert_eq!(store.stores().unwrap(), vec!["s1", "s2"]);
+        let refs = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(org, store)| StoreRef {
+                    org: (*org).into(),
+                    store: (*store).into(),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            store.stores().unwrap(),
+            refs(&[("acme", "s1"), ("acme", "s2"), ("globex", "s1")])
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Model test: random sequences of upserts (new, duplicate, conflicting), flushes and reopens
+//! Model test: random sequences of upserts (new, duplicate, conflicting, in two orgs), flushes and reopens
 //! against `SledHqStore`, with `MemoryHqStore` as the model. Every upsert must answer as the
 //! model does, and the tables must match after every sequence.
 
@@ -23,6 +23,8 @@ enum Op {
         slot: u8,
         variant: u8,
         seq: u64,
+        /// Which of two orgs sends it (the same store id in two orgs is two stores).
+        org: u8,
     },
     Flush,
     Reopen,
@@ -30,7 +32,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => (0u8..18, 0u8..2, 0u64..1000).prop_map(|(slot, variant, seq)| Op::Upsert { slot, variant, seq }),
+        8 => (0u8..18, 0u8..2, 0u64..1000, 0u8..2).prop_map(|(slot, variant, seq, org)| Op::Upsert { slot, variant, seq, org }),
         1 => Just(Op::Flush),
         1 => Just(Op::Reopen),
     ]
@@ -81,10 +83,7 @@ fn open(dir: &std::path::Path) -> SledHqStore {
 }
 
 fn outcome(result: Result<Upsert, HqError>) -> Result<Upsert, String> {
-    result.map_err(|e| match e {
-        HqError::Conflict { .. } => "conflict".to_owned(),
-        other => format!("unexpected: {other}"),
-    })
+    result.map_err(|e| format!("unexpected: {e}"))
 }
 
 proptest! {
@@ -97,12 +96,13 @@ proptest! {
         let mut sled = Some(open(dir.path()));
         for op in ops {
             match op {
-                Op::Upsert { slot, variant, seq } => {
+                Op::Upsert { slot, variant, seq, org } => {
                     let m = message(slot, variant, seq);
+                    let org = ["acme", "globex"][org as usize];
                     let store = sled.as_ref().unwrap();
                     prop_assert_eq!(
-                        outcome(store.upsert("acme", &m)),
-                        outcome(model.upsert("acme", &m))
+                        outcome(store.upsert(org, &m)),
+                        outcome(model.upsert(org, &m))
                     );
                 }
                 Op::Flush => sled.as_ref().unwrap().flush().unwrap(),
@@ -121,6 +121,15 @@ proptest! {
             model.days(None, "2026-11-01", "2026-11-30").unwrap()
         );
         prop_assert_eq!(sled.stores().unwrap(), model.stores().unwrap());
+        let held = |store: &dyn HqStore| {
+            store
+                .conflicts()
+                .unwrap()
+                .into_iter()
+                .map(|c| (c.org, c.message))
+                .collect::<Vec<_>>()
+        };
+        prop_assert_eq!(held(&sled), held(&model));
         for store in STORES {
             prop_assert_eq!(
                 sled.windows(Some(store), all.0, all.1).unwrap(),

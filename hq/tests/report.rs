@@ -152,7 +152,10 @@ fn hq_report_merging_two_stores_days_gives_counts_equal_to_the_sums() {
         "2026-11-20",
     ]);
     let text = String::from_utf8(table.stdout).unwrap();
-    assert!(text.lines().last().unwrap().starts_with("CHAIN"), "{text}");
+    assert!(
+        text.lines().last().unwrap().trim_start().starts_with("CHAIN"),
+        "{text}"
+    );
     assert!(
         text.contains("paris-01") && text.contains("lyon-02"),
         "{text}"

@@ -13,8 +13,9 @@ mod summary;
 mod sync;
 mod time;
 pub mod topic;
+pub mod validate;
 
-pub use distribution::Distribution;
+pub use distribution::{Distribution, DistributionError, SketchError};
 pub use event::{
     AddressKind, Alive, DoorCount, DoorDirection, DoorEvent, EVENT_FORMAT_VERSION, Event,
     EventLine, EventLineError, InputKind, Sighting, Transaction,

@@ -62,32 +62,38 @@ fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
 }
 
+/// Counts saturate rather than wrap (release builds do not check overflow): a chain-wide sum
+/// stuck at `u64::MAX` is visibly wrong, a wrapped one looks plausible.
+fn add_count(into: &mut u64, other: u64) {
+    *into = into.saturating_add(other);
+}
+
 fn add_optional(into: &mut Option<u64>, other: Option<u64>) {
     if let Some(value) = other {
-        *into = Some(into.unwrap_or(0) + value);
+        *into = Some(into.unwrap_or(0).saturating_add(value));
     }
 }
 
 impl Funnel {
     /// Adds `other` into `self`: counts add, distributions merge.
     pub fn merge(&mut self, other: &Funnel) {
-        self.passers_by += other.passers_by;
-        self.entries += other.entries;
-        self.bounces += other.bounces;
-        self.capped += other.capped;
-        self.transactions += other.transactions;
-        self.revenue_minor += other.revenue_minor;
+        add_count(&mut self.passers_by, other.passers_by);
+        add_count(&mut self.entries, other.entries);
+        add_count(&mut self.bounces, other.bounces);
+        add_count(&mut self.capped, other.capped);
+        add_count(&mut self.transactions, other.transactions);
+        self.revenue_minor = self.revenue_minor.saturating_add(other.revenue_minor);
         add_optional(&mut self.door_in, other.door_in);
         add_optional(&mut self.door_out, other.door_out);
         if let Some(theirs) = other.repeat {
             let mine = self.repeat.get_or_insert_with(RepeatCounts::default);
-            mine.eligible_entries += theirs.eligible_entries;
-            mine.repeat_visits += theirs.repeat_visits;
+            add_count(&mut mine.eligible_entries, theirs.eligible_entries);
+            add_count(&mut mine.repeat_visits, theirs.repeat_visits);
         }
         self.visit_duration.merge(&other.visit_duration);
         for (zone, theirs) in &other.zones {
             let mine = self.zones.entry(zone.clone()).or_default();
-            mine.zone_visits += theirs.zone_visits;
+            add_count(&mut mine.zone_visits, theirs.zone_visits);
             mine.dwell.merge(&theirs.dwell);
         }
     }
@@ -99,7 +105,7 @@ impl Funnel {
 
     /// entries / (entries + passers_by).
     pub fn shopfront_conversion(&self) -> Option<f64> {
-        ratio(self.entries, self.entries + self.passers_by)
+        ratio(self.entries, self.entries.saturating_add(self.passers_by))
     }
 
     /// bounces / entries.
@@ -259,7 +265,7 @@ impl DailySummary {
 
     /// Merges one window of this day. Windows may come in any order.
     pub fn add_window(&mut self, window: &WindowSummary) {
-        self.windows += 1;
+        self.windows = self.windows.saturating_add(1);
         self.funnel.merge(&window.funnel);
         add_coverage(&mut self.coverage, window.coverage.as_ref());
         let hour_start = window.hour_start;
@@ -281,8 +287,8 @@ impl DailySummary {
             }
         };
         let hour = &mut self.traffic_by_hour[slot];
-        hour.entries += window.funnel.entries;
-        hour.passers_by += window.funnel.passers_by;
+        add_count(&mut hour.entries, window.funnel.entries);
+        add_count(&mut hour.passers_by, window.funnel.passers_by);
         add_optional(&mut hour.door_in, window.funnel.door_in);
         add_coverage(&mut hour.coverage, window.coverage.as_ref());
     }

@@ -90,6 +90,7 @@
 //! [`SyncMessage`]: storefront_protocol::SyncMessage
 //! [`IdempotencyKey`]: storefront_protocol::IdempotencyKey
 
+pub mod durable;
 mod error;
 mod path;
 mod record;

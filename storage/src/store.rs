@@ -1,6 +1,5 @@
 use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
-use std::ffi::OsString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -16,6 +15,7 @@ use storefront_protocol::{
 };
 use tracing::{error, warn};
 
+use crate::durable::SledFiles;
 use crate::path::{self, Ownership};
 use crate::record::{
     decode, encode, outbox_key, parse_outbox_key, time_from_key, time_key, utc_date,
@@ -183,8 +183,8 @@ struct State {
     checkpoint_chunks: u32,
     /// A whole-value checkpoint from before chunking is stored.
     legacy_checkpoint: bool,
-    /// Blob files already fsynced (sled names them by log position, never reusing a name).
-    synced_blobs: HashSet<OsString>,
+    /// The database's files, with the blob files already fsynced.
+    files: SledFiles,
 }
 
 /// The agent's storage. Writers are serialised by an internal lock, so the plans made before
@@ -560,7 +560,7 @@ impl Store {
                 store_id,
                 checkpoint_chunks,
                 legacy_checkpoint,
-                synced_blobs: HashSet::new(),
+                files: SledFiles::new(&options.path),
             }),
             outbox_changed: Condvar::new(),
         })
@@ -882,45 +882,13 @@ impl Store {
 
     fn flush_locked(&self, state: &mut State) -> Result<(), StoreError> {
         self.db.flush().map_err(sled_err("flush", "*"))?;
-        let dir = &self.options.path;
-        let sync = |path: &Path, data_only: bool| -> Result<(), StoreError> {
-            let file = std::fs::File::open(path).map_err(|source| StoreError::Sync {
-                path: path.to_owned(),
-                source,
+        state
+            .files
+            .sync()
+            .map_err(|e| StoreError::Sync {
+                path: e.path,
+                source: e.source,
             })?;
-            let synced = if data_only {
-                file.sync_data()
-            } else {
-                file.sync_all()
-            };
-            synced.map_err(|source| StoreError::Sync {
-                path: path.to_owned(),
-                source,
-            })
-        };
-        sync(&dir.join("db"), true)?;
-        let blobs = dir.join("blobs");
-        if let Ok(entries) = std::fs::read_dir(&blobs) {
-            let mut present = HashSet::new();
-            let mut new_blobs = false;
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                if !state.synced_blobs.contains(&name) {
-                    // A blob removed meanwhile is not an error.
-                    match sync(&entry.path(), false) {
-                        Ok(()) => new_blobs = true,
-                        Err(_) if !entry.path().exists() => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
-                present.insert(name);
-            }
-            state.synced_blobs = present;
-            if new_blobs {
-                sync(&blobs, false)?;
-            }
-        }
-        sync(dir, false)?;
         if state.durable_below != state.next_seq {
             state.durable_below = state.next_seq;
             self.outbox_did_change(state);

@@ -6,16 +6,26 @@ use storefront_protocol::{
     DailySummary, SummaryKind, SummaryPayload, SyncMessage, Timestamp, WindowSummary,
 };
 
-use super::{DateRange, HqStore, Upsert, compare_with_stored};
+use super::{
+    DateRange, HeldConflict, HqStore, MAX_CONFLICTS, StoreRef, Stored, Upsert, content_crc,
+    now_ms, same_content,
+};
 use crate::HqError;
 
-type Key = (String, SummaryKind, Timestamp);
+/// `(org, store, kind, window_start)`.
+type Key = (String, String, SummaryKind, Timestamp);
 
-/// The in-memory twin of [`super::SledHqStore`]: the same semantics in a `BTreeMap`, as the
+#[derive(Debug, Default)]
+struct Tables {
+    rows: BTreeMap<Key, SyncMessage>,
+    conflicts: BTreeMap<(Key, u32), HeldConflict>,
+}
+
+/// The in-memory twin of [`super::SledHqStore`]: the same semantics in `BTreeMap`s, as the
 /// model for tests (and for tools that need no persistence).
 #[derive(Debug, Default)]
 pub struct MemoryHqStore {
-    rows: Mutex<BTreeMap<Key, (String, SyncMessage)>>,
+    tables: Mutex<Tables>,
 }
 
 impl MemoryHqStore {
@@ -23,9 +33,36 @@ impl MemoryHqStore {
         Self::default()
     }
 
-    fn rows(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, (String, SyncMessage)>> {
-        // A panic elsewhere while holding the lock cannot leave a half-written BTreeMap entry.
-        self.rows.lock().unwrap_or_else(|e| e.into_inner())
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        // A panic elsewhere while holding the lock cannot leave a half-written entry.
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn select<T>(
+        &self,
+        kind: SummaryKind,
+        store: Option<&str>,
+        mut keep: impl FnMut(&Key, &SyncMessage) -> Option<T>,
+    ) -> Vec<Stored<T>> {
+        let tables = self.tables();
+        tables
+            .rows
+            .iter()
+            .filter(|((_, s, k, _), _)| *k == kind && store.is_none_or(|want| want == s))
+            .filter_map(|(key, message)| {
+                let summary = keep(key, message)?;
+                let conflicted = tables
+                    .conflicts
+                    .range((key.clone(), 0)..=(key.clone(), u32::MAX))
+                    .next()
+                    .is_some();
+                Some(Stored {
+                    org: key.0.clone(),
+                    summary,
+                    conflicted,
+                })
+            })
+            .collect()
     }
 }
 
@@ -34,18 +71,36 @@ impl HqStore for MemoryHqStore {
         check_id(org)?;
         check_id(&message.key.store_id)?;
         let key = (
+            org.to_owned(),
             message.key.store_id.clone(),
             message.key.kind,
             message.key.window_start,
         );
-        let mut rows = self.rows();
-        match rows.get(&key) {
-            Some((_, stored)) => compare_with_stored(stored, message),
-            None => {
-                rows.insert(key, (org.to_owned(), message.clone()));
-                Ok(Upsert::Inserted)
-            }
+        let mut tables = self.tables();
+        let Some(stored) = tables.rows.get(&key) else {
+            tables.rows.insert(key, message.clone());
+            return Ok(Upsert::Inserted);
+        };
+        if same_content(stored, message) {
+            return Ok(Upsert::Duplicate);
         }
+        let conflict_key = (key, content_crc(message));
+        if tables.conflicts.contains_key(&conflict_key) {
+            return Ok(Upsert::Conflict { held: true });
+        }
+        if tables.conflicts.len() >= MAX_CONFLICTS {
+            return Ok(Upsert::Conflict { held: false });
+        }
+        tables.conflicts.insert(
+            conflict_key,
+            HeldConflict {
+                org: org.to_owned(),
+                key: message.key.clone(),
+                received_at_ms: now_ms(),
+                message: message.clone(),
+            },
+        );
+        Ok(Upsert::Conflict { held: true })
     }
 
     fn flush(&self) -> Result<(), HqError> {
@@ -57,21 +112,13 @@ impl HqStore for MemoryHqStore {
         store: Option<&str>,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<Vec<WindowSummary>, HqError> {
-        Ok(self
-            .rows()
-            .iter()
-            .filter(|((s, kind, start), _)| {
-                *kind == SummaryKind::Window
-                    && store.is_none_or(|want| want == s)
-                    && from <= *start
-                    && *start < to
-            })
-            .filter_map(|(_, (_, m))| match &m.payload {
-                SummaryPayload::Window(w) => Some(w.clone()),
-                SummaryPayload::Daily(_) => None,
-            })
-            .collect())
+    ) -> Result<Vec<Stored<WindowSummary>>, HqError> {
+        Ok(self.select(SummaryKind::Window, store, |(_, _, _, start), m| {
+            match &m.payload {
+                SummaryPayload::Window(w) if from <= *start && *start < to => Some(w.clone()),
+                _ => None,
+            }
+        }))
     }
 
     fn days(
@@ -79,24 +126,29 @@ impl HqStore for MemoryHqStore {
         store: Option<&str>,
         from_date: &str,
         to_date: &str,
-    ) -> Result<Vec<DailySummary>, HqError> {
+    ) -> Result<Vec<Stored<DailySummary>>, HqError> {
         let range = DateRange::parse(from_date, to_date)?;
-        Ok(self
-            .rows()
-            .iter()
-            .filter(|((s, kind, _), _)| {
-                *kind == SummaryKind::Daily && store.is_none_or(|want| want == s)
-            })
-            .filter_map(|(_, (_, m))| match &m.payload {
-                SummaryPayload::Daily(d) if range.contains(&d.local_date) => Some(d.clone()),
-                _ => None,
-            })
-            .collect())
+        Ok(self.select(SummaryKind::Daily, store, |_, m| match &m.payload {
+            SummaryPayload::Daily(d) if range.contains(&d.local_date) => Some(d.clone()),
+            _ => None,
+        }))
     }
 
-    fn stores(&self) -> Result<Vec<String>, HqError> {
-        let mut stores: Vec<String> = self.rows().keys().map(|(s, _, _)| s.clone()).collect();
+    fn stores(&self) -> Result<Vec<StoreRef>, HqError> {
+        let mut stores: Vec<StoreRef> = self
+            .tables()
+            .rows
+            .keys()
+            .map(|(org, store, _, _)| StoreRef {
+                org: org.clone(),
+                store: store.clone(),
+            })
+            .collect();
         stores.dedup();
         Ok(stores)
+    }
+
+    fn conflicts(&self) -> Result<Vec<HeldConflict>, HqError> {
+        Ok(self.tables().conflicts.values().cloned().collect())
     }
 }

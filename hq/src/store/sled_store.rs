@@ -1,11 +1,17 @@
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use storefront_protocol::topic::check_id;
 use storefront_protocol::{
     DailySummary, SummaryKind, SummaryPayload, SyncMessage, Timestamp, WindowSummary,
 };
+use storefront_storage::durable::SledFiles;
 
-use super::{DateRange, HqStore, Upsert, compare_with_stored};
+use super::{
+    DateRange, HeldConflict, HqStore, MAX_CONFLICTS, StoreRef, Stored, Upsert, content_crc,
+    now_ms, same_content,
+};
 use crate::HqError;
 
 /// Version of the record framing below; bump it when the layout changes.
@@ -14,28 +20,43 @@ const RECORD_VERSION: u8 = 1;
 /// Page cache for the HQ database. sled's default is 1 GiB; HQ reads little and writes once.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
-const WINDOWS: &str = "windows";
-const DAYS: &str = "days";
-const STORES: &str = "stores";
+const WINDOWS: &str = "window_rows";
+const DAYS: &str = "day_rows";
+const STORES: &str = "store_index";
+const CONFLICTS: &str = "conflicts";
+/// Trees of the first layout, keyed without the org; moved to the trees above at open.
+const OLD_WINDOWS: &str = "windows";
+const OLD_DAYS: &str = "days";
+const OLD_STORES: &str = "stores";
 
 /// [`HqStore`] on sled: embedded, nothing to set up.
 ///
 /// Layout (one sled tree per table):
-/// * `windows`, `days`: key `store_id 0x00 window_start` (big-endian, sign bit flipped so keys
-///   sort by time; store ids never contain NUL), value a record:
+/// * `window_rows`, `day_rows`: key `org 0x00 store_id 0x00 window_start` (big-endian, sign
+///   bit flipped so keys sort by time; ids never contain NUL), value a record:
 ///   `[RECORD_VERSION][crc32 of the rest, LE][org length u8][org][SyncMessage JSON]`.
 ///   The whole message is kept as received, with its first `seq`.
-/// * `stores`: `store_id` → `org`.
+/// * `conflicts`: key `kind (b'w' | b'd')` + the row key + the copy's payload crc32 (BE),
+///   value `[received_at ms, i64 BE]` + a record as above.
+/// * `store_index`: `org 0x00 store_id` → nothing.
+///
+/// Databases of the first layout (trees `windows`, `days`, `stores`, keyed without the org)
+/// are moved to this one when opened; the org comes from each record.
 ///
 /// Upserts are a compare-and-swap against "absent", so collectors sharing one database in a
 /// process cannot both insert a key. A record that fails its checksum is reported as
 /// [`HqError::Corrupt`] by queries, and replaced by the next copy of the same summary.
+/// [`HqStore::flush`] is sled's flush plus an fsync of the log, new blob files and the
+/// directories ([`SledFiles`]): sled's own flush is not an fsync.
 #[derive(Clone, Debug)]
 pub struct SledHqStore {
     db: sled::Db,
     windows: sled::Tree,
     days: sled::Tree,
     stores: sled::Tree,
+    conflicts: sled::Tree,
+    conflict_count: Arc<AtomicUsize>,
+    files: Arc<Mutex<SledFiles>>,
 }
 
 impl SledHqStore {
@@ -52,12 +73,68 @@ impl SledHqStore {
             .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(open_error)?;
-        Ok(SledHqStore {
+        let conflicts = db.open_tree(CONFLICTS).map_err(open_error)?;
+        let store = SledHqStore {
             windows: db.open_tree(WINDOWS).map_err(open_error)?,
             days: db.open_tree(DAYS).map_err(open_error)?,
             stores: db.open_tree(STORES).map_err(open_error)?,
+            conflict_count: Arc::new(AtomicUsize::new(conflicts.len())),
+            conflicts,
+            files: Arc::new(Mutex::new(SledFiles::new(path))),
             db,
-        })
+        };
+        store.migrate_first_layout()?;
+        Ok(store)
+    }
+
+    /// Moves rows of the first layout (keyed without the org) to the current trees.
+    fn migrate_first_layout(&self) -> Result<(), HqError> {
+        let names = self.db.tree_names();
+        let mut moved = 0u64;
+        for (old, kind) in [(OLD_WINDOWS, SummaryKind::Window), (OLD_DAYS, SummaryKind::Daily)] {
+            if !names.iter().any(|n| n == old.as_bytes()) {
+                continue;
+            }
+            let tree = self
+                .db
+                .open_tree(old)
+                .map_err(|e| HqError::storage("opening the first layout", e))?;
+            let mut unreadable = 0u64;
+            for item in tree.iter() {
+                let (key, value) = item.map_err(|e| HqError::storage("migrating rows", e))?;
+                let Ok((org, message)) = decode_record(&value) else {
+                    unreadable += 1;
+                    tracing::error!(
+                        table = old,
+                        key = %String::from_utf8_lossy(&key),
+                        "A record of the first layout is unreadable: left in place"
+                    );
+                    continue;
+                };
+                let new_key = row_key(&org, &message.key.store_id, message.key.window_start);
+                self.table(kind)
+                    .1
+                    .insert(new_key, value)
+                    .map_err(|e| HqError::storage("migrating rows", e))?;
+                self.register(&org, &message.key.store_id)?;
+                moved += 1;
+            }
+            if unreadable == 0 {
+                self.db
+                    .drop_tree(old)
+                    .map_err(|e| HqError::storage("migrating rows", e))?;
+            }
+        }
+        if names.iter().any(|n| n == OLD_STORES.as_bytes()) {
+            self.db
+                .drop_tree(OLD_STORES)
+                .map_err(|e| HqError::storage("migrating rows", e))?;
+        }
+        if moved > 0 {
+            self.flush()?;
+            tracing::info!(rows = moved, "Moved the database to the org-keyed layout");
+        }
+        Ok(())
     }
 
     fn table(&self, kind: SummaryKind) -> (&'static str, &sled::Tree) {
@@ -67,35 +144,81 @@ impl SledHqStore {
         }
     }
 
-    /// Decoded messages of one table for one store (or all) with `lo <= start < hi`.
+    fn register(&self, org: &str, store: &str) -> Result<(), HqError> {
+        self.stores
+            .insert(store_key(org, store), &[])
+            .map_err(|e| HqError::storage("registering a store", e))?;
+        Ok(())
+    }
+
+    /// Decoded rows of one table for one store id (or all) with `lo <= start < hi`.
     fn scan(
         &self,
         kind: SummaryKind,
         store: Option<&str>,
         lo: Timestamp,
         hi: Timestamp,
-    ) -> Result<Vec<SyncMessage>, HqError> {
-        let stores = match store {
-            Some(s) => vec![s.to_owned()],
-            None => self.stores()?,
-        };
+    ) -> Result<Vec<Stored<SyncMessage>>, HqError> {
+        let stores: Vec<StoreRef> = self
+            .stores()?
+            .into_iter()
+            .filter(|s| store.is_none_or(|want| want == s.store))
+            .collect();
         let (name, tree) = self.table(kind);
         let mut out = Vec::new();
+        if lo >= hi {
+            return Ok(out);
+        }
         for s in stores {
-            if lo >= hi {
-                break;
-            }
-            for item in tree.range(row_key(&s, lo)..row_key(&s, hi)) {
+            let range = row_key(&s.org, &s.store, lo)..row_key(&s.org, &s.store, hi);
+            for item in tree.range(range) {
                 let (key, value) = item.map_err(|e| HqError::storage("reading summaries", e))?;
-                let (_, message) = decode_record(&value).map_err(|reason| HqError::Corrupt {
+                let (org, message) = decode_record(&value).map_err(|reason| HqError::Corrupt {
                     table: name,
                     key: String::from_utf8_lossy(&key).into_owned(),
                     reason,
                 })?;
-                out.push(message);
+                let conflicted = self
+                    .conflicts
+                    .scan_prefix(conflict_prefix(kind, &key))
+                    .next()
+                    .is_some();
+                out.push(Stored {
+                    org,
+                    summary: message,
+                    conflicted,
+                });
             }
         }
         Ok(out)
+    }
+
+    /// Holds a conflicting copy aside (once per distinct copy, up to [`MAX_CONFLICTS`]).
+    fn hold_conflict(
+        &self,
+        org: &str,
+        row: &[u8],
+        message: &SyncMessage,
+    ) -> Result<Upsert, HqError> {
+        let mut key = conflict_prefix(message.key.kind, row);
+        key.extend_from_slice(&content_crc(message).to_be_bytes());
+        let held = |e| HqError::storage("holding a conflicting copy aside", e);
+        if self.conflicts.contains_key(&key).map_err(held)? {
+            return Ok(Upsert::Conflict { held: true });
+        }
+        if self.conflict_count.load(Ordering::Relaxed) >= MAX_CONFLICTS {
+            return Ok(Upsert::Conflict { held: false });
+        }
+        let mut value = now_ms().to_be_bytes().to_vec();
+        value.extend_from_slice(&encode_record(org, message));
+        let swap = self
+            .conflicts
+            .compare_and_swap(&key, None::<&[u8]>, Some(value))
+            .map_err(held)?;
+        if swap.is_ok() {
+            self.conflict_count.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Upsert::Conflict { held: true })
     }
 }
 
@@ -108,15 +231,13 @@ impl HqStore for SledHqStore {
         // never rows without their store.
         if !self
             .stores
-            .contains_key(store)
+            .contains_key(store_key(org, store))
             .map_err(|e| HqError::storage("registering a store", e))?
         {
-            self.stores
-                .insert(store.as_bytes(), org.as_bytes())
-                .map_err(|e| HqError::storage("registering a store", e))?;
+            self.register(org, store)?;
         }
         let (name, tree) = self.table(message.key.kind);
-        let key = row_key(store, message.key.window_start);
+        let key = row_key(org, store, message.key.window_start);
         let value = encode_record(org, message);
         let mut expected: Option<sled::IVec> = None;
         loop {
@@ -133,10 +254,12 @@ impl HqStore for SledHqStore {
                 continue;
             };
             match decode_record(&current) {
-                Ok((_, stored)) => return compare_with_stored(&stored, message),
+                Ok((_, stored)) if same_content(&stored, message) => return Ok(Upsert::Duplicate),
+                Ok(_) => return self.hold_conflict(org, &key, message),
                 Err(reason) => {
                     tracing::error!(
                         table = name,
+                        org,
                         store = %store,
                         window_start = message.key.window_start.millis(),
                         reason,
@@ -149,10 +272,13 @@ impl HqStore for SledHqStore {
     }
 
     fn flush(&self) -> Result<(), HqError> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         self.db
             .flush()
-            .map(|_| ())
-            .map_err(|e| HqError::storage("flushing to disk", e))
+            .map_err(|e| HqError::storage("flushing to disk", e))?;
+        files
+            .sync()
+            .map_err(|e| HqError::storage("syncing to disk", e))
     }
 
     fn windows(
@@ -160,12 +286,16 @@ impl HqStore for SledHqStore {
         store: Option<&str>,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<Vec<WindowSummary>, HqError> {
+    ) -> Result<Vec<Stored<WindowSummary>>, HqError> {
         Ok(self
             .scan(SummaryKind::Window, store, from, to)?
             .into_iter()
-            .filter_map(|m| match m.payload {
-                SummaryPayload::Window(w) => Some(w),
+            .filter_map(|row| match row.summary.payload {
+                SummaryPayload::Window(w) => Some(Stored {
+                    org: row.org,
+                    summary: w,
+                    conflicted: row.conflicted,
+                }),
                 SummaryPayload::Daily(_) => None,
             })
             .collect())
@@ -176,41 +306,101 @@ impl HqStore for SledHqStore {
         store: Option<&str>,
         from_date: &str,
         to_date: &str,
-    ) -> Result<Vec<DailySummary>, HqError> {
+    ) -> Result<Vec<Stored<DailySummary>>, HqError> {
         let range = DateRange::parse(from_date, to_date)?;
         let (lo, hi) = range.day_start_bounds();
         Ok(self
             .scan(SummaryKind::Daily, store, lo, hi)?
             .into_iter()
-            .filter_map(|m| match m.payload {
-                SummaryPayload::Daily(d) if range.contains(&d.local_date) => Some(d),
+            .filter_map(|row| match row.summary.payload {
+                SummaryPayload::Daily(d) if range.contains(&d.local_date) => Some(Stored {
+                    org: row.org,
+                    summary: d,
+                    conflicted: row.conflicted,
+                }),
                 _ => None,
             })
             .collect())
     }
 
-    fn stores(&self) -> Result<Vec<String>, HqError> {
+    fn stores(&self) -> Result<Vec<StoreRef>, HqError> {
         self.stores
             .iter()
             .keys()
             .map(|key| {
                 let key = key.map_err(|e| HqError::storage("listing stores", e))?;
-                String::from_utf8(key.to_vec()).map_err(|_| HqError::Corrupt {
+                let corrupt = || HqError::Corrupt {
                     table: STORES,
                     key: String::from_utf8_lossy(&key).into_owned(),
-                    reason: "store id is not UTF-8".into(),
+                    reason: "not org NUL store in UTF-8".into(),
+                };
+                let text = std::str::from_utf8(&key).map_err(|_| corrupt())?;
+                let (org, store) = text.split_once('\0').ok_or_else(corrupt)?;
+                Ok(StoreRef {
+                    org: org.to_owned(),
+                    store: store.to_owned(),
                 })
             })
             .collect()
     }
+
+    fn conflicts(&self) -> Result<Vec<HeldConflict>, HqError> {
+        let mut held = self
+            .conflicts
+            .iter()
+            .map(|item| {
+                let (key, value) = item.map_err(|e| HqError::storage("reading conflicts", e))?;
+                let corrupt = |reason: String| HqError::Corrupt {
+                    table: CONFLICTS,
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason,
+                };
+                let (at, record) = value
+                    .split_first_chunk::<8>()
+                    .ok_or_else(|| corrupt("record is truncated".into()))?;
+                let (org, message) = decode_record(record).map_err(corrupt)?;
+                Ok(HeldConflict {
+                    org,
+                    key: message.key.clone(),
+                    received_at_ms: i64::from_be_bytes(*at),
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>, HqError>>()?;
+        // The order the trait promises (the tree sorts by kind first).
+        held.sort_by_cached_key(|c| {
+            let k = &c.key;
+            (c.org.clone(), k.store_id.clone(), k.kind, k.window_start, content_crc(&c.message))
+        });
+        Ok(held)
+    }
 }
 
-/// `store_id 0x00 start` with `start` encoded to sort in time order.
-fn row_key(store: &str, start: Timestamp) -> Vec<u8> {
-    let mut key = Vec::with_capacity(store.len() + 9);
+/// `org 0x00 store`.
+fn store_key(org: &str, store: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(org.len() + store.len() + 1);
+    key.extend_from_slice(org.as_bytes());
+    key.push(0);
     key.extend_from_slice(store.as_bytes());
+    key
+}
+
+/// `org 0x00 store 0x00 start` with `start` encoded to sort in time order.
+fn row_key(org: &str, store: &str, start: Timestamp) -> Vec<u8> {
+    let mut key = store_key(org, store);
     key.push(0);
     key.extend_from_slice(&((start.millis() as u64) ^ (1 << 63)).to_be_bytes());
+    key
+}
+
+/// The conflicts of one row: its kind, then its row key.
+fn conflict_prefix(kind: SummaryKind, row: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(row.len() + 5);
+    key.push(match kind {
+        SummaryKind::Window => b'w',
+        SummaryKind::Daily => b'd',
+    });
+    key.extend_from_slice(row);
     key
 }
 
@@ -255,6 +445,7 @@ fn decode_record(record: &[u8]) -> Result<(String, SyncMessage), String> {
 mod tests {
     use super::*;
     use crate::store::tests::{behaves_like_a_store, window};
+    use crate::store::StoreRef;
 
     #[test]
     fn sled_store_keeps_the_first_version_and_answers_queries() {
@@ -273,14 +464,20 @@ mod tests {
         }
         let store = SledHqStore::open(dir.path()).unwrap();
         assert_eq!(store.upsert("acme", &m).unwrap(), Upsert::Duplicate);
-        assert_eq!(store.stores().unwrap(), vec!["s1"]);
+        assert_eq!(
+            store.stores().unwrap(),
+            vec![StoreRef {
+                org: "acme".into(),
+                store: "s1".into()
+            }]
+        );
     }
 
     #[test]
     fn keys_sort_by_time_across_the_epoch() {
-        assert!(row_key("s", Timestamp(-5)) < row_key("s", Timestamp(0)));
-        assert!(row_key("s", Timestamp(0)) < row_key("s", Timestamp(1)));
-        assert!(row_key("s", Timestamp(i64::MAX)) < row_key("s0", Timestamp(i64::MIN)));
+        assert!(row_key("o", "s", Timestamp(-5)) < row_key("o", "s", Timestamp(0)));
+        assert!(row_key("o", "s", Timestamp(0)) < row_key("o", "s", Timestamp(1)));
+        assert!(row_key("o", "s", Timestamp(i64::MAX)) < row_key("o", "s0", Timestamp(i64::MIN)));
     }
 
     #[test]
@@ -289,7 +486,7 @@ mod tests {
         let store = SledHqStore::open(dir.path()).unwrap();
         let m = window("s1", 1_794_992_400, 3);
         store.upsert("acme", &m).unwrap();
-        let key = row_key("s1", m.key.window_start);
+        let key = row_key("acme", "s1", m.key.window_start);
         let mut damaged = store.windows.get(&key).unwrap().unwrap().to_vec();
         let last = damaged.len() - 2;
         damaged[last] ^= 0x55;
@@ -299,6 +496,31 @@ mod tests {
         assert!(matches!(all(), Err(HqError::Corrupt { .. })));
         assert_eq!(store.upsert("acme", &m).unwrap(), Upsert::Inserted);
         assert_eq!(all().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_database_of_the_first_layout_is_moved_to_org_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = window("s1", 1_794_992_400, 3);
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let mut old_key = b"s1\0".to_vec();
+            old_key.extend_from_slice(&((m.key.window_start.millis() as u64) ^ (1 << 63)).to_be_bytes());
+            db.open_tree(OLD_WINDOWS)
+                .unwrap()
+                .insert(old_key, encode_record("acme", &m))
+                .unwrap();
+            db.open_tree(OLD_STORES).unwrap().insert("s1", "acme").unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledHqStore::open(dir.path()).unwrap();
+        let all = store
+            .windows(None, Timestamp(i64::MIN), Timestamp(i64::MAX))
+            .unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].org, "acme");
+        assert_eq!(store.upsert("acme", &m).unwrap(), Upsert::Duplicate);
+        assert!(!store.db.tree_names().iter().any(|n| n == OLD_WINDOWS.as_bytes()));
     }
 
     #[test]
