@@ -22,11 +22,12 @@ pub enum BrokerError {
     #[error("embedded broker config is invalid: {0}")]
     Config(String),
     #[error(
-        "cannot start the embedded MQTT broker on 127.0.0.1:{port}: {source} (another broker, \
+        "cannot start the embedded MQTT broker on 127.0.0.1:{port}: {error} (another broker, \
          e.g. mosquitto, may own it); fix: stop it, or use it instead of the embedded broker \
          (`--broker mqtt://127.0.0.1:{port}`, or `sync.broker = \"mqtt://127.0.0.1:{port}\"`)"
     )]
-    PortInUse { port: u16, source: std::io::Error },
+    // Not a `source`: the io error belongs before the fix in the one-line message.
+    PortInUse { port: u16, error: std::io::Error },
     #[error("the embedded MQTT broker on port {port} stopped while starting (see its log)")]
     EmbeddedStopped { port: u16 },
     #[error("CI=true and mosquitto is not installed: tests need a real broker in CI")]
@@ -77,7 +78,7 @@ impl EmbeddedBroker {
         // rumqttd binds in a thread of its own and only logs a failure, so bind first here
         // (released at once: rumqttd takes no listener).
         TcpListener::bind(("127.0.0.1", port))
-            .map_err(|source| BrokerError::PortInUse { port, source })?;
+            .map_err(|error| BrokerError::PortInUse { port, error })?;
         // rumqttd's `Config::default()` has zero limits and rejects every connection: these
         // are the smallest settings that carry a store's traffic with headroom.
         let text = format!(
