@@ -204,8 +204,27 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let (from, to) = (Timestamp(i64::MIN / 2), Timestamp(i64::MAX / 2));
     let agent_windows = store.windows(from, to)?;
     let agent_days = store.days("0000-01-01", "9999-12-31")?;
-    let hq_windows = hq_store.windows(Some(&config.store.id), from, to)?;
-    let hq_days = hq_store.days(Some(&config.store.id), "0000-01-01", "9999-12-31")?;
+    let stored = |conflicted: bool| {
+        if conflicted {
+            tracing::warn!("HQ holds a conflicting copy of one of the demo's summaries");
+        }
+    };
+    let hq_windows: Vec<_> = hq_store
+        .windows(Some(&config.store.id), from, to)?
+        .into_iter()
+        .map(|s| {
+            stored(s.conflicted);
+            s.summary
+        })
+        .collect();
+    let hq_days: Vec<_> = hq_store
+        .days(Some(&config.store.id), "0000-01-01", "9999-12-31")?
+        .into_iter()
+        .map(|s| {
+            stored(s.conflicted);
+            s.summary
+        })
+        .collect();
 
     println!(
         "\nStore {} ({}), {} — agent, HQ's copy, and the simulator's ground truth:\n",

@@ -611,7 +611,12 @@ fn a_million_random_and_mutated_payloads_are_each_accepted_or_counted_as_rejecte
     let (_tx, rx) = watch::channel(Pseudonymizer::new(&[9; 32]));
     let dir = tempfile::tempdir().unwrap();
     let boutique = config(dir.path(), toml::Table::new());
-    let inputs = MqttInputs::new(&sources, KnownSources::for_config(&boutique), rx, health.clone());
+    let inputs = MqttInputs::new(
+        &sources,
+        KnownSources::for_config(&boutique),
+        rx,
+        health.clone(),
+    );
     let corpus = corpus();
     let mut rng = StdRng::seed_from_u64(1);
     let mut events = Vec::new();

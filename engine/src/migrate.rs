@@ -146,7 +146,7 @@ impl Engine {
                         None => false,
                     }
                 }
-                PendingKind::Transaction(_) => true,
+                PendingKind::Transaction(_) | PendingKind::Alive(_) => true,
             });
         migration.dropped_events = (before - snapshot.buffer.len()) as u64;
         for state in snapshot.devices.iter_mut().map(|(_, state)| state) {

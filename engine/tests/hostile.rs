@@ -34,6 +34,7 @@ fn config() -> EngineConfig {
             zone("apparel", ZoneKind::InStore, &["ap"]),
         ],
         door_sensors: vec!["door".into()],
+        pos_sources: Vec::new(),
         staff_devices: Vec::new(),
         thresholds: Thresholds::default(),
         repeat_measurable: true,

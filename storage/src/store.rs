@@ -882,13 +882,10 @@ impl Store {
 
     fn flush_locked(&self, state: &mut State) -> Result<(), StoreError> {
         self.db.flush().map_err(sled_err("flush", "*"))?;
-        state
-            .files
-            .sync()
-            .map_err(|e| StoreError::Sync {
-                path: e.path,
-                source: e.source,
-            })?;
+        state.files.sync().map_err(|e| StoreError::Sync {
+            path: e.path,
+            source: e.source,
+        })?;
         if state.durable_below != state.next_seq {
             state.durable_below = state.next_seq;
             self.outbox_did_change(state);

@@ -103,12 +103,24 @@ impl Hq {
         self.store
             .windows(Some(store), ALL_TIME.0, ALL_TIME.1)
             .unwrap()
+            .into_iter()
+            .map(|s| {
+                assert!(!s.conflicted, "HQ holds a conflicting copy");
+                s.summary
+            })
+            .collect()
     }
 
     pub fn days(&self, store: &str) -> Vec<DailySummary> {
         self.store
             .days(Some(store), "0000-01-01", "9999-12-31")
             .unwrap()
+            .into_iter()
+            .map(|s| {
+                assert!(!s.conflicted, "HQ holds a conflicting copy");
+                s.summary
+            })
+            .collect()
     }
 
     pub async fn stop(self) -> HqStats {

@@ -47,6 +47,12 @@ pub fn window(store: &str, n: i64, seq: u64) -> SyncMessage {
             visit_duration,
             ..Funnel::default()
         },
+        // Summaries from agents before and after coverage was recorded: HQ takes both.
+        coverage: (n % 2 == 0).then_some(storefront_protocol::Coverage {
+            ble_seconds: 900,
+            door_seconds: None,
+            pos_seconds: Some(600),
+        }),
     };
     SyncMessage::new(seq, w.idempotency_key(), SummaryPayload::Window(w))
 }
@@ -159,7 +165,11 @@ impl FakeAgent {
     }
 
     /// Waits up to `deadline` until every message's seq has been acked for its store.
-    pub async fn wait_acked_within(&mut self, messages: &[SyncMessage], deadline: Duration) -> Acked {
+    pub async fn wait_acked_within(
+        &mut self,
+        messages: &[SyncMessage],
+        deadline: Duration,
+    ) -> Acked {
         let mut want = Acked::new();
         for m in messages {
             want.entry(m.key.store_id.clone())
@@ -280,4 +290,3 @@ pub fn tables(store: &dyn HqStore) -> Tables {
             .collect(),
     )
 }
-
