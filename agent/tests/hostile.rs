@@ -131,7 +131,12 @@ fn six_hundred_thousand_unknown_scanner_and_door_names_are_counted_once_and_kept
             encode_espresense(&format!("room-{i}"), "aa:bb:cc:dd:ee:ff", -60, None);
         inputs.handle(&topic, &payload, NOW_MS, &mut events);
         let door = format!(r#"{{"sensor":"door-{i}","direction":"in"}}"#);
-        inputs.handle("storefront/local/door/x", door.as_bytes(), NOW_MS, &mut events);
+        inputs.handle(
+            "storefront/local/door/x",
+            door.as_bytes(),
+            NOW_MS,
+            &mut events,
+        );
     }
     assert!(
         events.is_empty(),
@@ -144,7 +149,10 @@ fn six_hundred_thousand_unknown_scanner_and_door_names_are_counted_once_and_kept
     assert!(snapshot.door_sensors.len() <= config.door_sensors.len());
     for input in ["scanner_mqtt", "door_mqtt"] {
         assert_eq!(
-            snapshot.inputs[input].rejected.get("unknown_source").copied(),
+            snapshot.inputs[input]
+                .rejected
+                .get("unknown_source")
+                .copied(),
             Some(NAMES as u64),
             "{input}: {:?}",
             snapshot.inputs[input]
@@ -186,17 +194,17 @@ async fn a_door_record_dated_far_in_the_future_is_rejected_and_last_seen_is_the_
     let harness = start(&config, None);
     let url = common::live::serve(harness.sources_router.clone()).await;
     let http = common::live::http();
-    let post = |body: String| {
-        http.post(format!("{url}/ingest/v1/door"))
-            .body(body)
-            .send()
-    };
-    let answer = post(r#"{"sensor":"door-main","direction":"in","time":"9999-12-31T00:00:00Z"}"#.into())
-        .await
-        .unwrap();
+    let post = |body: String| http.post(format!("{url}/ingest/v1/door")).body(body).send();
+    let answer =
+        post(r#"{"sensor":"door-main","direction":"in","time":"9999-12-31T00:00:00Z"}"#.into())
+            .await
+            .unwrap();
     assert_eq!(answer.status().as_u16(), 400);
     let snapshot = harness.health.snapshot();
-    assert_eq!(snapshot.rejected(Input::DoorHttp, InputRejection::OutOfRange), 1);
+    assert_eq!(
+        snapshot.rejected(Input::DoorHttp, InputRejection::OutOfRange),
+        1
+    );
     assert!(!snapshot.door_sensors.contains_key("door-main"));
     assert!(door_events(&harness).is_empty());
 
@@ -214,7 +222,10 @@ async fn a_door_record_dated_far_in_the_future_is_rejected_and_last_seen_is_the_
     let seen = harness.health.snapshot().door_sensors["door-main"]
         .last_seen_ms
         .unwrap();
-    assert!((before..=after).contains(&seen), "{seen} not in {before}..={after}");
+    assert!(
+        (before..=after).contains(&seen),
+        "{seen} not in {before}..={after}"
+    );
     harness
         .wait_for("the record", |h| door_events(h).len() == 1)
         .await;
@@ -235,7 +246,10 @@ async fn a_door_record_counting_more_than_a_door_can_is_refused_and_counted_and_
         .unwrap();
     assert_eq!(answer.status().as_u16(), 400);
     let snapshot = harness.health.snapshot();
-    assert_eq!(snapshot.rejected(Input::DoorHttp, InputRejection::OutOfRange), 1);
+    assert_eq!(
+        snapshot.rejected(Input::DoorHttp, InputRejection::OutOfRange),
+        1
+    );
     assert_eq!(snapshot.inputs["door_http"].events, 0);
     assert!(door_events(&harness).is_empty());
     harness.stop().await;
@@ -267,7 +281,9 @@ async fn idle_connections_beyond_the_cap_neither_stop_the_api_nor_stay_open() {
     for i in 0..40 {
         let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
         if i % 2 == 0 {
-            let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+            let _ = stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .await;
         }
         idle.push(stream);
     }
@@ -308,10 +324,15 @@ fn an_empty_dashboard_token_file_is_a_config_error_naming_the_file_the_field_and
 
     let broker = TestBroker::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = common::write_config(dir.path(), storefront_simulator::ProfileName::Boutique, broker.port());
+    let config = common::write_config(
+        dir.path(),
+        storefront_simulator::ProfileName::Boutique,
+        broker.port(),
+    );
     let token = dir.path().join("dashboard-token");
     std::fs::write(&token, "\n").unwrap();
-    let mut table: toml::Table = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let mut table: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
     table["dashboard"]
         .as_table_mut()
         .unwrap()
@@ -334,8 +355,16 @@ fn an_empty_dashboard_token_file_is_a_config_error_naming_the_file_the_field_and
         .unwrap();
     let status = common::wait_exit(&mut agent, Duration::from_secs(120));
     let mut stderr = String::new();
-    agent.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(!status.success(), "the agent ran with an empty token: {stderr}");
+    agent
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        !status.success(),
+        "the agent ran with an empty token: {stderr}"
+    );
     for part in [
         token.display().to_string(),
         "dashboard.token_file".to_owned(),
@@ -402,7 +431,12 @@ async fn an_empty_ingest_token_file_is_a_config_error_not_open_ingest() {
     .err()
     .expect("the live sources refuse an empty token file");
     let message = format!("{error:#}");
-    for part in ["sources.ingest.token_file", "ingest-token", "is empty", "fix:"] {
+    for part in [
+        "sources.ingest.token_file",
+        "ingest-token",
+        "is empty",
+        "fix:",
+    ] {
         assert!(message.contains(part), "{part:?} missing from {message}");
     }
 }

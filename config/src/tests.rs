@@ -501,7 +501,11 @@ fn ingest_routes_on_an_open_bind_need_their_own_token() {
     let found = problems(&open);
     assert_eq!(fields(&found), ["sources.ingest.token_file"]);
     assert!(found[0].message.contains("0.0.0.0:8080"), "{}", found[0]);
-    assert!(found[0].fix.contains("Authorization: Bearer"), "{}", found[0]);
+    assert!(
+        found[0].fix.contains("Authorization: Bearer"),
+        "{}",
+        found[0]
+    );
     let guarded = format!("{open}\n[sources.ingest]\ntoken_file = \"ingest-token\"\n");
     let config = parse(&guarded).unwrap();
     assert_eq!(
@@ -527,7 +531,13 @@ fn an_empty_token_file_is_a_config_error_not_no_token() {
         ("sources.ingest.token_file", config.ingest_token()),
     ] {
         let message = result.unwrap_err().to_string();
-        for part in [&path.display().to_string(), field, &empty.display().to_string(), "is empty", "fix:"] {
+        for part in [
+            &path.display().to_string(),
+            field,
+            &empty.display().to_string(),
+            "is empty",
+            "fix:",
+        ] {
             assert!(message.contains(part), "{part:?} missing from {message}");
         }
     }

@@ -219,7 +219,10 @@ mod tests {
     #[test]
     fn transaction_ids_over_the_id_limit_are_rejected() {
         let with_id = |id: &str| format!(r#"{{"id":"{id}","time":1763888500000}}"#);
-        assert!(parse_pushed_transaction(with_id(&"t".repeat(crate::loose::MAX_ID_BYTES)).as_bytes()).is_ok());
+        assert!(
+            parse_pushed_transaction(with_id(&"t".repeat(crate::loose::MAX_ID_BYTES)).as_bytes())
+                .is_ok()
+        );
         assert_eq!(
             parse_pushed_transaction(with_id(&"t".repeat(129)).as_bytes())
                 .unwrap_err()

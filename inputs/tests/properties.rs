@@ -6,11 +6,11 @@ mod support {
 }
 
 use proptest::prelude::*;
+use storefront_inputs::door::MAX_INTERVAL_CROSSINGS;
 use storefront_inputs::encode::{
     encode_door, encode_espresense, encode_mqtt_room, encode_pushed_transaction, encode_theengs,
     encode_transactions,
 };
-use storefront_inputs::door::MAX_INTERVAL_CROSSINGS;
 use storefront_inputs::pos::MAX_AMOUNT_MINOR;
 use storefront_inputs::{
     ScannerFormat, ScannerMessage, ScannerReading, TransactionPage, parse_door,
@@ -63,7 +63,10 @@ fn door_event() -> impl Strategy<Value = DoorEvent> {
     let count = prop_oneof![
         prop_oneof![Just(DoorDirection::In), Just(DoorDirection::Out)]
             .prop_map(|direction| DoorCount::Crossing { direction }),
-        (0..=MAX_INTERVAL_CROSSINGS as u32, 0..=MAX_INTERVAL_CROSSINGS as u32)
+        (
+            0..=MAX_INTERVAL_CROSSINGS as u32,
+            0..=MAX_INTERVAL_CROSSINGS as u32
+        )
             .prop_map(|(entered, exited)| DoorCount::Interval { entered, exited }),
         (any::<u64>(), any::<u64>()).prop_map(|(in_total, out_total)| DoorCount::Cumulative {
             in_total,

@@ -28,7 +28,6 @@ pub fn config(dir: &Path, sources: toml::Table) -> StoreConfig {
     StoreConfig::parse(&toml::to_string(&table).unwrap(), &path).unwrap()
 }
 
-
 pub struct Harness {
     pub health: Arc<LiveHealth>,
     pub events: Arc<Mutex<Vec<Event>>>,
@@ -118,7 +117,6 @@ impl Harness {
     }
 }
 
-
 pub async fn serve(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -130,4 +128,3 @@ pub fn http() -> reqwest::Client {
     storefront_agent::daemon::tls::install_crypto_provider();
     reqwest::Client::new()
 }
-
