@@ -9,22 +9,19 @@ mod common;
 use common::live::{Harness, config, http, serve, start};
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rumqttc::{AsyncClient, QoS};
-use storefront_agent::daemon::BrokerAddress;
-use storefront_agent::daemon::source::SourceMessage;
+use rumqttc::QoS;
 use storefront_agent::feed::simulated_mac;
 use storefront_agent::live::keys::{KEY_FILE, PseudonymKeys};
 use storefront_agent::live::scanners::pseudonym;
-use storefront_agent::live::{Input, KnownSources, LiveHealth, LiveSources, MqttInputs};
+use storefront_agent::live::{Input, KnownSources, LiveHealth, MqttInputs};
 use storefront_broker::TestBroker;
-use storefront_config::{ScannerFormat, ScannerMqttSource, StoreConfig};
+use storefront_config::{ScannerFormat, ScannerMqttSource};
 use storefront_inputs::InputRejection;
 use storefront_inputs::encode::{
     encode_door, encode_espresense, encode_pushed_transaction, encode_theengs, encode_transactions,
@@ -33,7 +30,7 @@ use storefront_protocol::privacy::Pseudonymizer;
 use storefront_protocol::{DoorEvent, Event, Sighting, Transaction};
 use storefront_simulator::ProfileName;
 use storefront_tests::simulated_day;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 const ESPRESENSE: &str = "espresense/devices/#";
 const THEENGS: &str = "home/+/BTtoMQTT/#";
