@@ -31,6 +31,7 @@ fn config() -> EngineConfig {
         staff_devices: Vec::new(),
         thresholds: Thresholds::default(),
         repeat_measurable: false,
+        limits: storefront_engine::Limits::default(),
     }
 }
 

@@ -230,6 +230,7 @@ impl RejectReason {
                 Violation::Distribution => "invalid_distribution",
                 Violation::Zones => "invalid_zones",
                 Violation::Day => "invalid_day",
+                Violation::Coverage => "invalid_coverage",
             },
         }
     }

@@ -32,8 +32,8 @@ use chrono::{Datelike, NaiveDate};
 
 use crate::topic::check_id;
 use crate::{
-    DailySummary, Distribution, Funnel, SUMMARY_SCHEMA_VERSION, SummaryPayload, Timestamp,
-    WindowSummary,
+    Coverage, DailySummary, Distribution, Funnel, SUMMARY_SCHEMA_VERSION, SummaryPayload,
+    Timestamp, WindowSummary,
 };
 
 /// Largest count of any kind in one summary (window or day).
@@ -85,6 +85,8 @@ pub enum Violation {
     Zones,
     /// A day's windows or traffic rows that no calendar produces.
     Day,
+    /// An input alive longer than the span it covers.
+    Coverage,
 }
 
 impl Violation {
@@ -101,6 +103,7 @@ impl Violation {
             Violation::Distribution => "distribution",
             Violation::Zones => "zones",
             Violation::Day => "day",
+            Violation::Coverage => "coverage",
         }
     }
 }
@@ -178,7 +181,26 @@ pub fn validate_window(w: &WindowSummary) -> Result<(), Invalid> {
             )
         },
     )?;
+    check_coverage(w.coverage.as_ref(), length)?;
     check_funnel(&w.funnel)
+}
+
+/// Each input's alive seconds fit in the span (`span_seconds`) the summary covers.
+fn check_coverage(coverage: Option<&Coverage>, span_seconds: i64) -> Result<(), Invalid> {
+    let Some(c) = coverage else {
+        return Ok(());
+    };
+    for (input, seconds) in [
+        ("ble", Some(c.ble_seconds)),
+        ("door", c.door_seconds),
+        ("pos", c.pos_seconds),
+    ] {
+        let seconds = i64::from(seconds.unwrap_or(0));
+        ensure(seconds <= span_seconds, Violation::Coverage, || {
+            format!("{input} alive {seconds} s in a span of {span_seconds} s")
+        })?;
+    }
+    Ok(())
 }
 
 /// Checks one daily summary.
@@ -252,6 +274,7 @@ pub fn validate_daily(d: &DailySummary) -> Result<(), Invalid> {
             || "the traffic rows do not add up to the day's entries and passers-by".to_owned(),
         )?;
     }
+    check_coverage(d.coverage.as_ref(), (MAX_DAY_HOURS as i64) * 3600)?;
     check_funnel(&d.funnel)
 }
 
@@ -426,6 +449,7 @@ mod tests {
                 .into(),
                 ..Funnel::default()
             },
+            coverage: None,
         }
     }
 
@@ -461,7 +485,7 @@ mod tests {
     #[test]
     fn each_impossible_figure_is_named() {
         type Craft = fn(&mut WindowSummary);
-        let cases: [(Craft, Violation); 16] = [
+        let cases: [(Craft, Violation); 17] = [
             (|w| w.schema = 9, Violation::Schema),
             (|w| w.store_id = "a/b".into(), Violation::StoreId),
             (|w| w.window_seconds = 0, Violation::WindowLength),
@@ -475,6 +499,16 @@ mod tests {
                 Violation::Alignment,
             ),
             (|w| w.local_hour = 255, Violation::LocalHour),
+            (
+                |w| {
+                    w.coverage = Some(Coverage {
+                        ble_seconds: 901,
+                        door_seconds: None,
+                        pos_seconds: None,
+                    })
+                },
+                Violation::Coverage,
+            ),
             (|w| w.local_date = "2026-11-16".into(), Violation::LocalHour),
             (|w| w.local_date = "9999-11-18".into(), Violation::LocalDate),
             (|w| w.local_date = "2026-02-30".into(), Violation::LocalDate),
