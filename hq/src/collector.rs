@@ -145,7 +145,10 @@ impl CollectorConfig {
             return bad("batch_max_messages", "must be at least 1");
         }
         if self.queue_max_bytes < MAX_INCOMING_PACKET {
-            return bad("queue_max_bytes", "must hold at least one message of the largest size");
+            return bad(
+                "queue_max_bytes",
+                "must hold at least one message of the largest size",
+            );
         }
         if self.backoff_min.is_zero() || self.backoff_max < self.backoff_min {
             return bad("backoff_min", "must be above zero and at most backoff_max");
@@ -174,12 +177,11 @@ impl CollectorConfig {
         if let Some((username, password)) = &self.credentials {
             options.set_credentials(username, password);
         }
-        let transport = storefront_mqtt::transport(&self.broker, &self.tls).map_err(|e| {
-            HqError::Config {
+        let transport =
+            storefront_mqtt::transport(&self.broker, &self.tls).map_err(|e| HqError::Config {
                 field: "tls",
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         options.set_transport(transport);
         Ok(options)
     }
@@ -297,7 +299,11 @@ pub(crate) enum Accepted {
     /// To store, then ack.
     Store { org: String, message: SyncMessage },
     /// Refused for good (invalid figures): only acked, so the agent stops re-sending it.
-    AckOnly { org: String, store: String, seq: u64 },
+    AckOnly {
+        org: String,
+        store: String,
+        seq: u64,
+    },
 }
 
 /// What storing one batch did.
@@ -372,15 +378,18 @@ fn rejected(reason: RejectReason, detail: impl Into<String>) -> Rejection {
 /// Checks one publish: topic, decode (size, schema, key vs payload, sketches), topic store vs
 /// key, then the figures.
 pub(crate) fn check_publish(topic: &str, payload: &[u8]) -> Result<Accepted, Rejection> {
-    let (org, store) =
-        parse_summary_topic(topic).ok_or_else(|| rejected(RejectReason::Topic, "not a summary topic"))?;
+    let (org, store) = parse_summary_topic(topic)
+        .ok_or_else(|| rejected(RejectReason::Topic, "not a summary topic"))?;
     let message = SyncMessage::decode(payload).map_err(|e| {
         let mut detail = e.to_string();
         detail.truncate(200);
         rejected(RejectReason::of(&e), detail)
     })?;
     if message.key.store_id != store {
-        return Err(rejected(RejectReason::TopicStoreMismatch, "topic does not match the message"));
+        return Err(rejected(
+            RejectReason::TopicStoreMismatch,
+            "topic does not match the message",
+        ));
     }
     if let Err(invalid) = validate_payload(&message.payload) {
         return Err(Rejection {
@@ -519,7 +528,10 @@ impl Collector {
         }
         // The DISCONNECT queues behind the acks, so they go out first while connected.
         let _ = tokio::time::timeout_at(grace, client.disconnect()).await;
-        if tokio::time::timeout_at(grace, &mut connection).await.is_err() {
+        if tokio::time::timeout_at(grace, &mut connection)
+            .await
+            .is_err()
+        {
             warn!("Broker unreachable at shutdown: the last acks may not have been sent");
             connection.abort();
         }
@@ -715,9 +727,10 @@ async fn drive_connection(
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(suback))) => {
-                let refused = suback.return_codes.iter().any(|c| {
-                    !matches!(c, SubscribeReasonCode::Success(_))
-                });
+                let refused = suback
+                    .return_codes
+                    .iter()
+                    .any(|c| !matches!(c, SubscribeReasonCode::Success(_)));
                 if refused {
                     error!(subscription = %subscription, codes = ?suback.return_codes, "The broker refused the subscription");
                 } else {
@@ -796,7 +809,10 @@ mod tests {
             reason("storefront/v1/acme/s2/summary", &body),
             RejectReason::TopicStoreMismatch
         );
-        assert_eq!(reason("storefront/v1/acme/s1/ack", &body), RejectReason::Topic);
+        assert_eq!(
+            reason("storefront/v1/acme/s1/ack", &body),
+            RejectReason::Topic
+        );
         assert_eq!(
             reason("storefront/v1/acme/s1/summary", b"{"),
             RejectReason::Malformed
@@ -818,8 +834,12 @@ mod tests {
         if let storefront_protocol::SummaryPayload::Window(w) = &mut impossible.payload {
             w.funnel.bounces = w.funnel.entries + 1;
         }
-        let refused = check_publish("storefront/v1/acme/s1/summary", &impossible.encode()).unwrap_err();
-        assert_eq!(refused.reason, RejectReason::Invalid(Violation::Inconsistent));
+        let refused =
+            check_publish("storefront/v1/acme/s1/summary", &impossible.encode()).unwrap_err();
+        assert_eq!(
+            refused.reason,
+            RejectReason::Invalid(Violation::Inconsistent)
+        );
         assert_eq!(
             refused.ack,
             Some(Accepted::AckOnly {

@@ -54,9 +54,7 @@ pub use memory::MemoryHqStore;
 pub use sled_store::SledHqStore;
 
 use chrono::NaiveDate;
-use storefront_protocol::{
-    DailySummary, IdempotencyKey, SyncMessage, Timestamp, WindowSummary,
-};
+use storefront_protocol::{DailySummary, IdempotencyKey, SyncMessage, Timestamp, WindowSummary};
 
 use crate::HqError;
 

@@ -153,7 +153,11 @@ fn hq_report_merging_two_stores_days_gives_counts_equal_to_the_sums() {
     ]);
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(
-        text.lines().last().unwrap().trim_start().starts_with("CHAIN"),
+        text.lines()
+            .last()
+            .unwrap()
+            .trim_start()
+            .starts_with("CHAIN"),
         "{text}"
     );
     assert!(

@@ -44,7 +44,9 @@ pub enum MqttSetupError {
         "this system has no CA certificates to check the broker with; fix: give the broker's CA bundle (a CA file)"
     )]
     NoRoots,
-    #[error("a client certificate needs its key and a key its certificate; fix: give both or neither")]
+    #[error(
+        "a client certificate needs its key and a key its certificate; fix: give both or neither"
+    )]
     HalfClientAuth,
     #[error("the client certificate and key do not go together: {0}")]
     ClientAuth(#[source] rustls::Error),
@@ -141,13 +143,11 @@ pub fn tls_client_config(files: &TlsFiles) -> Result<Arc<rustls::ClientConfig>, 
     match &files.ca_file {
         Some(ca) => {
             for cert in certificates("CA file", ca)? {
-                roots
-                    .add(cert)
-                    .map_err(|_| MqttSetupError::Pem {
-                        what: "CA file",
-                        path: ca.clone(),
-                        expected: "CA certificate",
-                    })?;
+                roots.add(cert).map_err(|_| MqttSetupError::Pem {
+                    what: "CA file",
+                    path: ca.clone(),
+                    expected: "CA certificate",
+                })?;
             }
         }
         None => {
@@ -214,12 +214,33 @@ mod tests {
             port,
             tls,
         };
-        assert_eq!(BrokerUrl::parse("mqtt://127.0.0.1:1884").unwrap(), url("127.0.0.1", 1884, false));
-        assert_eq!(BrokerUrl::parse("tcp://broker/").unwrap(), url("broker", 1883, false));
-        assert_eq!(BrokerUrl::parse("localhost").unwrap(), url("localhost", 1883, false));
-        assert_eq!(BrokerUrl::parse("mqtts://hq.example").unwrap(), url("hq.example", 8883, true));
-        assert_eq!(BrokerUrl::parse("ssl://h:9000").unwrap(), url("h", 9000, true));
-        for bad in ["http://x", "mqtt://x:99999", "mqtt://:1883", "mqtt://x:0", "ws://x"] {
+        assert_eq!(
+            BrokerUrl::parse("mqtt://127.0.0.1:1884").unwrap(),
+            url("127.0.0.1", 1884, false)
+        );
+        assert_eq!(
+            BrokerUrl::parse("tcp://broker/").unwrap(),
+            url("broker", 1883, false)
+        );
+        assert_eq!(
+            BrokerUrl::parse("localhost").unwrap(),
+            url("localhost", 1883, false)
+        );
+        assert_eq!(
+            BrokerUrl::parse("mqtts://hq.example").unwrap(),
+            url("hq.example", 8883, true)
+        );
+        assert_eq!(
+            BrokerUrl::parse("ssl://h:9000").unwrap(),
+            url("h", 9000, true)
+        );
+        for bad in [
+            "http://x",
+            "mqtt://x:99999",
+            "mqtt://:1883",
+            "mqtt://x:0",
+            "ws://x",
+        ] {
             assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(url("h", 8883, true).to_string(), "mqtts://h:8883");
@@ -231,7 +252,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let empty = dir.join("password");
         std::fs::write(&empty, "\n").unwrap();
-        assert!(matches!(read_password(&empty), Err(MqttSetupError::EmptyPassword(_))));
+        assert!(matches!(
+            read_password(&empty),
+            Err(MqttSetupError::EmptyPassword(_))
+        ));
         std::fs::write(&empty, "s3cret\n").unwrap();
         assert_eq!(read_password(&empty).unwrap(), "s3cret");
         let files = TlsFiles {

@@ -609,13 +609,10 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         let mut state = self.state();
         self.db.flush().map_err(sled_err("flush", "*"))?;
-        state
-            .files
-            .sync()
-            .map_err(|e| StoreError::Sync {
-                path: e.path,
-                source: e.source,
-            })
+        state.files.sync().map_err(|e| StoreError::Sync {
+            path: e.path,
+            source: e.source,
+        })
     }
 
     /// Outbox entries in sequence order after `after_seq` (`None`: from the start), at most

@@ -7,8 +7,8 @@ use storefront_protocol::{
 };
 
 use super::{
-    DateRange, HeldConflict, HqStore, MAX_CONFLICTS, StoreRef, Stored, Upsert, content_crc,
-    now_ms, same_content,
+    DateRange, HeldConflict, HqStore, MAX_CONFLICTS, StoreRef, Stored, Upsert, content_crc, now_ms,
+    same_content,
 };
 use crate::HqError;
 
@@ -113,12 +113,14 @@ impl HqStore for MemoryHqStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Stored<WindowSummary>>, HqError> {
-        Ok(self.select(SummaryKind::Window, store, |(_, _, _, start), m| {
-            match &m.payload {
-                SummaryPayload::Window(w) if from <= *start && *start < to => Some(w.clone()),
-                _ => None,
-            }
-        }))
+        Ok(
+            self.select(SummaryKind::Window, store, |(_, _, _, start), m| {
+                match &m.payload {
+                    SummaryPayload::Window(w) if from <= *start && *start < to => Some(w.clone()),
+                    _ => None,
+                }
+            }),
+        )
     }
 
     fn days(
@@ -128,10 +130,12 @@ impl HqStore for MemoryHqStore {
         to_date: &str,
     ) -> Result<Vec<Stored<DailySummary>>, HqError> {
         let range = DateRange::parse(from_date, to_date)?;
-        Ok(self.select(SummaryKind::Daily, store, |_, m| match &m.payload {
-            SummaryPayload::Daily(d) if range.contains(&d.local_date) => Some(d.clone()),
-            _ => None,
-        }))
+        Ok(
+            self.select(SummaryKind::Daily, store, |_, m| match &m.payload {
+                SummaryPayload::Daily(d) if range.contains(&d.local_date) => Some(d.clone()),
+                _ => None,
+            }),
+        )
     }
 
     fn stores(&self) -> Result<Vec<StoreRef>, HqError> {

@@ -9,8 +9,8 @@ use storefront_protocol::{
 use storefront_storage::durable::SledFiles;
 
 use super::{
-    DateRange, HeldConflict, HqStore, MAX_CONFLICTS, StoreRef, Stored, Upsert, content_crc,
-    now_ms, same_content,
+    DateRange, HeldConflict, HqStore, MAX_CONFLICTS, StoreRef, Stored, Upsert, content_crc, now_ms,
+    same_content,
 };
 use crate::HqError;
 
@@ -91,7 +91,10 @@ impl SledHqStore {
     fn migrate_first_layout(&self) -> Result<(), HqError> {
         let names = self.db.tree_names();
         let mut moved = 0u64;
-        for (old, kind) in [(OLD_WINDOWS, SummaryKind::Window), (OLD_DAYS, SummaryKind::Daily)] {
+        for (old, kind) in [
+            (OLD_WINDOWS, SummaryKind::Window),
+            (OLD_DAYS, SummaryKind::Daily),
+        ] {
             if !names.iter().any(|n| n == old.as_bytes()) {
                 continue;
             }
@@ -370,7 +373,13 @@ impl HqStore for SledHqStore {
         // The order the trait promises (the tree sorts by kind first).
         held.sort_by_cached_key(|c| {
             let k = &c.key;
-            (c.org.clone(), k.store_id.clone(), k.kind, k.window_start, content_crc(&c.message))
+            (
+                c.org.clone(),
+                k.store_id.clone(),
+                k.kind,
+                k.window_start,
+                content_crc(&c.message),
+            )
         });
         Ok(held)
     }
@@ -444,8 +453,8 @@ fn decode_record(record: &[u8]) -> Result<(String, SyncMessage), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{behaves_like_a_store, window};
     use crate::store::StoreRef;
+    use crate::store::tests::{behaves_like_a_store, window};
 
     #[test]
     fn sled_store_keeps_the_first_version_and_answers_queries() {
@@ -505,12 +514,17 @@ mod tests {
         {
             let db = sled::open(dir.path()).unwrap();
             let mut old_key = b"s1\0".to_vec();
-            old_key.extend_from_slice(&((m.key.window_start.millis() as u64) ^ (1 << 63)).to_be_bytes());
+            old_key.extend_from_slice(
+                &((m.key.window_start.millis() as u64) ^ (1 << 63)).to_be_bytes(),
+            );
             db.open_tree(OLD_WINDOWS)
                 .unwrap()
                 .insert(old_key, encode_record("acme", &m))
                 .unwrap();
-            db.open_tree(OLD_STORES).unwrap().insert("s1", "acme").unwrap();
+            db.open_tree(OLD_STORES)
+                .unwrap()
+                .insert("s1", "acme")
+                .unwrap();
             db.flush().unwrap();
         }
         let store = SledHqStore::open(dir.path()).unwrap();
@@ -520,7 +534,13 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].org, "acme");
         assert_eq!(store.upsert("acme", &m).unwrap(), Upsert::Duplicate);
-        assert!(!store.db.tree_names().iter().any(|n| n == OLD_WINDOWS.as_bytes()));
+        assert!(
+            !store
+                .db
+                .tree_names()
+                .iter()
+                .any(|n| n == OLD_WINDOWS.as_bytes())
+        );
     }
 
     #[test]
