@@ -388,7 +388,7 @@ async fn a_thousand_stores_sending_unpaced_get_every_ack_without_a_resend() {
     let per_store: u64 = std::env::var("HQ_LOAD_PER_STORE")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(100);
     if !Mosquitto::available() {
         assert_ne!(
             std::env::var("CI").as_deref(),
