@@ -298,7 +298,10 @@ impl HqStats {
 #[derive(Clone, Debug)]
 pub(crate) enum Accepted {
     /// To store, then ack.
-    Store { org: String, message: SyncMessage },
+    Store {
+        org: String,
+        message: Box<SyncMessage>,
+    },
     /// Refused for good (invalid figures): only acked, so the agent stops re-sending it.
     AckOnly {
         org: String,
@@ -330,7 +333,7 @@ pub(crate) fn store_batch(store: &dyn HqStore, batch: Vec<Accepted>) -> BatchOut
                 outcome.acks.entry((org, store)).or_default().insert(seq);
                 continue;
             }
-            Accepted::Store { org, message } => (org, message),
+            Accepted::Store { org, message } => (org, *message),
         };
         match store.upsert(&org, &message) {
             Ok(Upsert::Inserted) => outcome.inserted += 1,
@@ -405,7 +408,7 @@ pub(crate) fn check_publish(topic: &str, payload: &[u8]) -> Result<Accepted, Rej
     }
     Ok(Accepted::Store {
         org: org.to_owned(),
-        message,
+        message: Box::new(message),
     })
 }
 
@@ -866,7 +869,7 @@ mod tests {
         }
         let item = |m: &SyncMessage| Accepted::Store {
             org: "acme".into(),
-            message: m.clone(),
+            message: Box::new(m.clone()),
         };
         let outcome = store_batch(
             &store,
@@ -925,7 +928,7 @@ mod tests {
             &store,
             vec![Accepted::Store {
                 org: "acme".into(),
-                message: window("s1", 1_794_992_400, 3),
+                message: Box::new(window("s1", 1_794_992_400, 3)),
             }],
         );
         assert!(outcome.acks.is_empty());

@@ -426,7 +426,8 @@ mod tests {
     fn crafted_sketch_internals_are_refused_at_decode() {
         let good = sketch_json(&[30.0, 60.0, 600.0]);
         assert!(serde_json::from_value::<Distribution>(good.clone()).is_ok());
-        let crafted: [(&str, fn(&mut serde_json::Value)); 7] = [
+        type Craft = fn(&mut serde_json::Value);
+        let crafted: [(&str, Craft); 7] = [
             ("bins emptied", |v| {
                 v["sketch"]["store"]["bins"] = serde_json::json!([])
             }),

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Timelike;
+
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use storefront_broker::TestBroker;
 use storefront_hq::{Collector, CollectorConfig, HqError, HqStats, HqStore, SledHqStore};
@@ -31,13 +33,15 @@ pub fn window(store: &str, n: i64, seq: u64) -> SyncMessage {
         visit_duration.add(40.0 + (i * 37 + n as u64) as f64);
     }
     let start = BASE + n * 900;
+    let utc = chrono::DateTime::from_timestamp(start, 0).expect("a test time");
     let w = WindowSummary {
         schema: SUMMARY_SCHEMA_VERSION,
         store_id: store.into(),
         window_start: Timestamp::from_secs(start),
         window_seconds: 900,
-        local_date: "2026-11-18".into(),
-        local_hour: (8 + n / 4) as u8,
+        // The store keeps UTC: its local date and hour are the start's.
+        local_date: utc.format("%Y-%m-%d").to_string(),
+        local_hour: utc.hour() as u8,
         hour_start: Timestamp::from_secs(start - start % 3600),
         funnel: Funnel {
             entries,
