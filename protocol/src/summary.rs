@@ -355,11 +355,11 @@ mod tests {
         day.add_window(&window(900_000, Some(alive(120, Some(0)))));
         // Stored before coverage existed: counted as a window, adds no coverage.
         day.add_window(&window(1_800_000, None));
-        let expected = Some(alive(1020, Some(600)));
-        assert_eq!(day.coverage, expected);
-        assert_eq!(day.traffic_by_hour[0].coverage, expected);
+        let expected = alive(1020, Some(600));
+        assert_eq!(day.coverage, Some(expected));
+        assert_eq!(day.traffic_by_hour[0].coverage, Some(expected));
         assert_eq!(day.windows, 3);
-        assert!(!expected.unwrap().is_empty());
+        assert!(!expected.is_empty());
         assert!(alive(0, Some(0)).is_empty());
     }
 }
