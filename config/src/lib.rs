@@ -1,4 +1,4 @@
-//! The store's TOML config, in two phases (see `shared/STYLE.md`): a raw serde layer that
+//! The store's TOML config, in two phases (the ripgrep LowArgs → HiArgs style): a raw serde layer that
 //! mirrors the file (unknown keys rejected, every optional setting defaulted), then validation
 //! into a typed [`StoreConfig`] that reports **every** problem at once, each naming the file, the
 //! field (`zones[2].scanners[0]`) and the fix. [`StoreConfig::engine_config`] hands the engine

@@ -109,7 +109,7 @@ pub(crate) struct RawMetrics {
 }
 
 impl Default for RawMetrics {
-    /// The defaults of `shared/METRICS.md`.
+    /// The defaults of `METRICS.md`.
     fn default() -> Self {
         RawMetrics {
             detect_rssi_dbm: -90,

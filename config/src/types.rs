@@ -22,7 +22,7 @@ pub struct StoreInfo {
     pub timezone: Tz,
 }
 
-/// The thresholds of `shared/METRICS.md`, durations as [`Duration`].
+/// The thresholds of `METRICS.md`, durations as [`Duration`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Metrics {
     /// Sightings weaker than this are ignored.
@@ -53,7 +53,7 @@ pub struct Metrics {
 }
 
 impl Default for Metrics {
-    /// The defaults of `shared/METRICS.md`.
+    /// The defaults of `METRICS.md`.
     fn default() -> Self {
         let s = Duration::from_secs;
         Metrics {

@@ -1,6 +1,6 @@
 //! The figures of a date range, as the API, the page and the report show them: a merge of final
 //! daily summaries, final windows and provisional windows, with every rate taken from
-//! [`Funnel`]'s derived methods (`shared/METRICS.md`).
+//! [`Funnel`]'s derived methods (`METRICS.md`).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -3,7 +3,7 @@
 //! assets, works offline), and the ops endpoints `/metrics`, `/healthz` and `/readyz`.
 //!
 //! The agent implements [`DashboardSource`] and serves [`router`]; `agent report` prints
-//! [`report_table`] or [`report_json`]. Every figure follows `shared/METRICS.md` and is taken
+//! [`report_table`] or [`report_json`]. Every figure follows `METRICS.md` and is taken
 //! from `storefront_protocol::Funnel`'s derived methods, never recomputed here.
 //!
 //! Architecture invariant: the dashboard only reads; nothing it serves can change the agent's

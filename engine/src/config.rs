@@ -25,7 +25,7 @@ pub struct ZoneConfig {
     pub exit_rssi_dbm: i16,
 }
 
-/// Every threshold of `shared/METRICS.md`, in milliseconds where it is a duration.
+/// Every threshold of `METRICS.md`, in milliseconds where it is a duration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Thresholds {
     pub detect_rssi_dbm: i16,
@@ -50,7 +50,7 @@ pub struct Thresholds {
 }
 
 impl Default for Thresholds {
-    /// The defaults of `shared/METRICS.md`.
+    /// The defaults of `METRICS.md`.
     fn default() -> Self {
         Thresholds {
             detect_rssi_dbm: -90,

@@ -1,7 +1,7 @@
 //! One device's state machine: smoothing per scanner, presence per zone, its current pass and
 //! visit. It reports what happens through a [`Sink`]; the engine turns that into windows.
 //!
-//! Every rule here is a line of `shared/METRICS.md`; the comments quote which.
+//! Every rule here is a line of `METRICS.md`; the comments quote which.
 
 use crate::smoothing::ScannerTrack;
 

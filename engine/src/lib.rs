@@ -11,7 +11,7 @@
 //! poll_window() / poll_daily()  ◄───────────────────────────────────┘
 //! ```
 //!
-//! Definitions follow `shared/METRICS.md` line by line; see `device.rs` for presence, passes
+//! Definitions follow `METRICS.md` line by line; see `device.rs` for presence, passes
 //! and visits, and [`Engine::handle_timeout`] for window finality.
 
 mod calendar;

@@ -1,5 +1,5 @@
 //! Window and daily summaries: the engine's output, what the agent keeps and what HQ merges.
-//! Every figure follows `shared/METRICS.md`; rates are derived from the counts on demand, so
+//! Every figure follows `METRICS.md`; rates are derived from the counts on demand, so
 //! merging (counts add, sketches merge) is all HQ ever does.
 
 use std::collections::BTreeMap;

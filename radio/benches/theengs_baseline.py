@@ -12,7 +12,7 @@ import time
 
 import TheengsDecoder
 
-CORPUS = pathlib.Path(__file__).resolve().parents[3] / "shared/testdata/ble-advertisements.json"
+CORPUS = pathlib.Path(__file__).resolve().parents[3] / "testdata/ble-advertisements.json"
 
 
 def main():

@@ -1,7 +1,7 @@
 //! A seeded, realistic synthetic store: the event stream its sensors would produce (BLE
 //! sightings, door-counter intervals, POS transactions) and the **ground truth** of the funnel
 //! computed from the true paths by this crate's own code (it does not depend on the engine: a
-//! bug shared by both would pass unseen). Definitions follow `shared/METRICS.md`.
+//! bug shared by both would pass unseen). Definitions follow `METRICS.md`.
 //!
 //! ```no_run
 //! use storefront_simulator::{Profile, ProfileName, SimulationSpec, Simulator};
@@ -80,7 +80,7 @@
 //! With these figures a shopper at a browsing spot reads about −63 to −75 dBm (mean) at the
 //! zone's scanner, the next zone's scanner reads ≥ 8 dB less, and in-store scanners read a
 //! passer-by outside at about −85 dBm or less, so the engine's −75 / −80 / −90 dBm thresholds
-//! are meaningful. A plain reading of `shared/METRICS.md` (the workspace engine at the time of
+//! are meaningful. A plain reading of `METRICS.md` (the workspace engine at the time of
 //! writing) lands within 1 pp of the sample truth's conversion and bounce rate and within 5 %
 //! of its median durations on these profiles; raise `shadowing_sigma_db`, `tx_power_sd_db`,
 //! `carry_loss_max_db` or `packet_loss` to make the world harder.

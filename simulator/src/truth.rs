@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use storefront_protocol::Timestamp;
 
-/// Thresholds of `shared/METRICS.md` that shape the truth. `Default` is the documented defaults.
+/// Thresholds of `METRICS.md` that shape the truth. `Default` is the documented defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TruthParams {
     pub window_seconds: u32,

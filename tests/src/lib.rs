@@ -1,5 +1,5 @@
 //! Harness for tests that cross crates: run the simulator's events through the engine and
-//! compare with the simulator's ground truth (`shared/METRICS.md`, "Ground truth and accuracy").
+//! compare with the simulator's ground truth (`METRICS.md`, "Ground truth and accuracy").
 
 use std::path::PathBuf;
 

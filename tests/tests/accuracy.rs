@@ -1,5 +1,5 @@
 //! The engine against the simulator's ground truth, at the tolerances
-//! (`shared/METRICS.md`, "Ground truth and accuracy"). Each run merges its days; the figures
+//! (`METRICS.md`, "Ground truth and accuracy"). Each run merges its days; the figures
 //! are in ACCURACY.md (`cargo run --release -p storefront-tests --bin accuracy-report`).
 
 use storefront_simulator::ProfileName;
