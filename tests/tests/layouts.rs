@@ -38,7 +38,11 @@ fn every_example_config_matches_its_simulator_profile() {
             layout.door_sensor.iter().cloned().collect::<Vec<_>>(),
             "{name}"
         );
-        assert_eq!(config.pos_systems, [layout.pos_system.clone()], "{name}");
+        assert_eq!(
+            config.pos_systems,
+            std::slice::from_ref(&layout.pos_system),
+            "{name}"
+        );
         assert_eq!(config.privacy.staff_devices, layout.staff_devices, "{name}");
     }
 }
