@@ -74,11 +74,25 @@ impl EmbeddedBroker {
     /// Starts rumqttd on 127.0.0.1:`port` (0 picks a free port). A port another server
     /// listens on is an error: answering connections there does not make it ours.
     pub fn start(port: u16) -> Result<EmbeddedBroker, BrokerError> {
-        let port = if port == 0 { free_port()? } else { port };
         // rumqttd binds in a thread of its own and only logs a failure, so bind first here
-        // (released at once: rumqttd takes no listener).
-        TcpListener::bind(("127.0.0.1", port))
-            .map_err(|error| BrokerError::PortInUse { port, error })?;
+        // (released at once: rumqttd takes no listener). A free port picked for the caller can
+        // be taken by another process before this bind: pick another.
+        let mut attempts = if port == 0 { 10 } else { 1 };
+        let port = loop {
+            let candidate = if port == 0 { free_port()? } else { port };
+            match TcpListener::bind(("127.0.0.1", candidate)) {
+                Ok(_) => break candidate,
+                Err(error) => {
+                    attempts -= 1;
+                    if attempts == 0 {
+                        return Err(BrokerError::PortInUse {
+                            port: candidate,
+                            error,
+                        });
+                    }
+                }
+            }
+        };
         // rumqttd's `Config::default()` has zero limits and rejects every connection: these
         // are the smallest settings that carry a store's traffic with headroom.
         let text = format!(
