@@ -468,6 +468,120 @@ async fn a_retained_oversized_message_on_a_scanner_topic_does_not_stop_the_readi
     harness.stop().await;
 }
 
+fn alive(harness: &Harness, input: storefront_protocol::InputKind) -> Vec<(String, i64)> {
+    harness
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Alive(a) if a.input == input => Some((a.source.clone(), a.t.millis())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Before: the live sources sent no signs of life, only what they counted. An empty store with
+/// every sensor working (the first hour, a quiet evening) then had no coverage: its windows
+/// were not emitted and read "no data", the same as a store whose sensors were all down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_inputs_that_work_say_so_while_nothing_happens_and_stop_when_they_go_down() {
+    use storefront_protocol::InputKind;
+    let broker = TestBroker::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), espresense_sources());
+    let clock = common::live::ManualClock::at(NOW_MS);
+    let harness = common::live::start_on(&config, Some(broker.port()), clock.clone());
+    let client = common::publisher(broker.port(), "hostile-status").await;
+    harness.wait_subscribed(&client).await;
+    // The storefront node announces itself (its last will says "offline") and sees nobody.
+    client
+        .publish(
+            "espresense/rooms/storefront-1/status",
+            QoS::AtLeastOnce,
+            true,
+            "online",
+        )
+        .await
+        .unwrap();
+    harness
+        .wait_for("the node's status", |h| {
+            let nodes = h.health.snapshot().scanner_nodes;
+            nodes.get("storefront-1").and_then(|n| n.online) == Some(true)
+        })
+        .await;
+    // A door record one minute in: the door counter works, for a while.
+    let base = common::live::serve(harness.sources_router.clone()).await;
+    let door = common::live::http()
+        .post(format!("{base}/ingest/v1/door"))
+        .body(format!(
+            r#"{{"sensor":"door-main","time":{},"in":0,"out":0}}"#,
+            NOW_MS + 60_000
+        ))
+        .send();
+
+    // Five minutes of nothing, in 30 s steps of the live clock.
+    let mut door_sent = Some(door);
+    for step in 1..=10 {
+        clock.set(NOW_MS + step * 30_000);
+        if step == 2 {
+            assert!(
+                door_sent
+                    .take()
+                    .unwrap()
+                    .await
+                    .unwrap()
+                    .status()
+                    .is_success()
+            );
+        }
+        harness
+            .wait_for("a sign of life at this step", |h| {
+                alive(h, InputKind::Ble)
+                    .iter()
+                    .any(|(_, t)| *t == NOW_MS + step * 30_000)
+            })
+            .await;
+    }
+    let ble = alive(&harness, InputKind::Ble);
+    assert!(
+        ble.iter().all(|(scanner, _)| scanner == "storefront-1"),
+        "only the node that announced itself is alive: {ble:?}"
+    );
+    // The door counter: alive for a minute after its record, then silent.
+    let door: Vec<i64> = alive(&harness, InputKind::Door)
+        .into_iter()
+        .map(|(_, t)| t - NOW_MS)
+        .collect();
+    assert!(!door.is_empty(), "the door counter's record made it alive");
+    assert!(
+        door.iter().all(|&t| (60_000..=120_000).contains(&t)),
+        "alive only within a minute of its record: {door:?}"
+    );
+
+    // The node goes down (its last will): no more signs of life from it.
+    client
+        .publish(
+            "espresense/rooms/storefront-1/status",
+            QoS::AtLeastOnce,
+            true,
+            "offline",
+        )
+        .await
+        .unwrap();
+    harness
+        .wait_for("the node's last will", |h| {
+            let nodes = h.health.snapshot().scanner_nodes;
+            nodes.get("storefront-1").and_then(|n| n.online) == Some(false)
+        })
+        .await;
+    let before = alive(&harness, InputKind::Ble).len();
+    for step in 11..=14 {
+        clock.set(NOW_MS + step * 30_000);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    assert_eq!(alive(&harness, InputKind::Ble).len(), before);
+    harness.stop().await;
+}
+
 const NOW_MS: i64 = 1_763_888_400_000;
 
 #[test]

@@ -14,9 +14,10 @@ mod common;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::live::ManualClock;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use storefront_agent::clock::Clock;
@@ -40,16 +41,6 @@ const BAD_BURSTS: u64 = 100;
 /// A polled sale may be fetched this long (simulated time) after it happened: well inside
 /// `metrics.max_count_delay_seconds`, so none is late.
 const POS_LAG_MS: i64 = 60_000;
-
-/// The daemon's clock, moved by the test.
-#[derive(Default)]
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// The day as the agent should take it: sightings at their quantised times.
 fn quantised(events: &[Event]) -> Vec<Event> {

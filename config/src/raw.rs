@@ -265,6 +265,7 @@ pub(crate) struct RawPos {
     pub url: String,
     pub poll_seconds: i64,
     pub auth_header_file: String,
+    pub system: String,
 }
 
 impl Default for RawPos {
@@ -273,6 +274,7 @@ impl Default for RawPos {
             url: String::new(),
             poll_seconds: 30,
             auth_header_file: String::new(),
+            system: String::new(),
         }
     }
 }

@@ -607,3 +607,40 @@ fn http_limits_have_pi_sane_defaults_and_are_checked() {
         ]
     );
 }
+
+#[test]
+fn the_polled_pos_system_is_the_one_named_or_the_only_one_listed() {
+    let pos = "[sources.pos]\nurl = \"http://pos.local/tx\"\n";
+    let system = |text: &str| {
+        parse(text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .sources
+            .pos
+            .unwrap()
+            .system
+    };
+    assert_eq!(system(&format!("{MINIMAL}\n{pos}")), None);
+    assert_eq!(
+        system(&format!(
+            "{MINIMAL}\n[[pos_systems]]\nid = \"tills\"\n{pos}"
+        ))
+        .as_deref(),
+        Some("tills")
+    );
+    let two = "[[pos_systems]]\nid = \"tills\"\n[[pos_systems]]\nid = \"cafe\"\n";
+    assert_eq!(
+        system(&format!("{MINIMAL}\n{two}{pos}system = \"cafe\"\n")).as_deref(),
+        Some("cafe")
+    );
+
+    let unnamed = problems(&format!("{MINIMAL}\n{two}{pos}"));
+    assert_eq!(fields(&unnamed), ["sources.pos.system"]);
+    assert!(unnamed[0].fix.contains("\"tills\""), "{}", unnamed[0].fix);
+    let unlisted = problems(&format!("{MINIMAL}\n{two}{pos}system = \"bar\"\n"));
+    assert_eq!(fields(&unlisted), ["sources.pos.system"]);
+    assert!(
+        unlisted[0].fix.contains("tills, cafe"),
+        "{}",
+        unlisted[0].fix
+    );
+}

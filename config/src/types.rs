@@ -225,6 +225,9 @@ pub struct PosSource {
     pub poll_interval: Duration,
     /// File holding an `Authorization` header value, kept out of the config.
     pub auth_header_file: Option<PathBuf>,
+    /// The `pos_systems` id the polled endpoint is: each successful poll is its sign of life
+    /// (POS coverage). `None` when the config lists no POS system.
+    pub system: Option<String>,
 }
 
 /// The local web dashboard and its JSON API.

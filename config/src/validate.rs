@@ -34,7 +34,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<StoreConfig, Vec
     let privacy = c.privacy(raw.privacy);
     let storage = c.storage(raw.storage, base);
     let sync = c.sync(raw.sync, &store, base);
-    let sources = c.sources(raw.sources, &zones, &metrics, base);
+    let sources = c.sources(raw.sources, &zones, &pos_systems, &metrics, base);
     let dashboard = c.dashboard(raw.dashboard, base);
     let limits = c.limits(&raw.limits);
     c.ingest_guarded(&sources, &dashboard);
@@ -515,6 +515,43 @@ impl Checker {
         raw.into_iter().map(|d| d.id).collect()
     }
 
+    /// The POS system the poller reads: the one named, or the only one listed.
+    fn polled_pos_system(&mut self, named: &str, pos_systems: &[String]) -> Option<String> {
+        const FIELD: &str = "sources.pos.system";
+        match (named, pos_systems) {
+            ("", []) => None,
+            ("", [only]) => Some(only.clone()),
+            ("", several) => {
+                self.report(
+                    FIELD,
+                    format!(
+                        "is empty and {} POS systems are listed: the poller's signs of life \
+                         cannot be given to one",
+                        several.len()
+                    ),
+                    format!(
+                        "name the POS system the endpoint serves, e.g. {:?}",
+                        several[0]
+                    ),
+                );
+                None
+            }
+            (named, listed) if listed.iter().any(|id| id == named) => Some(named.to_owned()),
+            (named, listed) => {
+                self.report(
+                    FIELD,
+                    format!("{named:?} is not a listed POS system"),
+                    if listed.is_empty() {
+                        format!("add [[pos_systems]] with id = {named:?}, or leave it empty")
+                    } else {
+                        format!("use one of the [[pos_systems]] ids: {}", listed.join(", "))
+                    },
+                );
+                None
+            }
+        }
+    }
+
     fn pos_systems(
         &mut self,
         raw: Vec<RawPosSystem>,
@@ -752,6 +789,7 @@ impl Checker {
         &mut self,
         raw: RawSources,
         zones: &[Zone],
+        pos_systems: &[String],
         metrics: &Metrics,
         base: &Path,
     ) -> Sources {
@@ -875,6 +913,7 @@ impl Checker {
                 url: url.to_owned(),
                 poll_interval,
                 auth_header_file: file(base, &raw.pos.auth_header_file),
+                system: self.polled_pos_system(raw.pos.system.trim(), pos_systems),
             })
         };
         Sources {

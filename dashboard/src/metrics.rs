@@ -33,11 +33,14 @@ fn gauge_f64(value: f64) -> Gauge<f64, AtomicU64> {
     g
 }
 
-fn by_reason(values: &std::collections::BTreeMap<String, u64>) -> Family<Labels, Counter> {
+fn by_label(
+    label: &str,
+    values: &std::collections::BTreeMap<String, u64>,
+) -> Family<Labels, Counter> {
     let family = Family::<Labels, Counter>::default();
-    for (reason, value) in values {
+    for (value_label, value) in values {
         family
-            .get_or_create(&vec![("reason".to_owned(), reason.clone())])
+            .get_or_create(&vec![(label.to_owned(), value_label.clone())])
             .inc_by(*value);
     }
     family
@@ -66,12 +69,29 @@ pub fn encode_metrics(m: &MetricsView, health: &HealthView) -> anyhow::Result<St
     registry.register(
         "events_rejected",
         "Events rejected, by reason",
-        by_reason(&m.events_rejected_total),
+        by_label("reason", &m.events_rejected_total),
     );
     registry.register(
         "events_dropped",
         "Events shed before the engine, by reason",
-        by_reason(&m.events_dropped_total),
+        by_label("reason", &m.events_dropped_total),
+    );
+    registry.register(
+        "engine_shed",
+        "State the engine let go of at its [limits], by kind (a flood of made-up ids, or limits \
+         too small for the store)",
+        by_label("kind", &m.engine_shed_total),
+    );
+    registry.register(
+        "clock_steps_back",
+        "Times the agent's clock stepped back and the engine restarted its time",
+        counter(m.clock_steps_back_total),
+    );
+    registry.register(
+        "commit_failures",
+        "Commits of summaries and checkpoint that failed; each is tried again (a full disk or \
+         file table)",
+        counter(m.commit_failures_total),
     );
     registry.register(
         "windows_final",

@@ -136,6 +136,12 @@ pub struct MetricsView {
     pub events_rejected_total: BTreeMap<String, u64>,
     /// Events shed before the engine (full channels), by reason.
     pub events_dropped_total: BTreeMap<String, u64>,
+    /// State the engine let go of at its limits, by kind (`Shed::as_str()` names).
+    pub engine_shed_total: BTreeMap<String, u64>,
+    /// Times the agent's clock stepped back and the engine re-based its time.
+    pub clock_steps_back_total: u64,
+    /// Commits of summaries and checkpoint that failed (each tried again later).
+    pub commit_failures_total: u64,
     /// Windows that became final.
     pub windows_final_total: u64,
     /// Summaries waiting in the outbox.

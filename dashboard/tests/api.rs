@@ -507,6 +507,12 @@ async fn metrics_parse_as_prometheus_text_and_carry_the_counters() {
         ),
         1.0
     );
+    assert_eq!(
+        value("storefront_engine_shed_total", &[("kind", "device")]),
+        2_500.0
+    );
+    assert_eq!(value("storefront_clock_steps_back_total", &[]), 1.0);
+    assert_eq!(value("storefront_commit_failures_total", &[]), 5.0);
     assert_eq!(value("storefront_outbox_depth", &[]), 4.0);
     assert_eq!(value("storefront_sync_lag_seconds", &[]), 12.5);
     assert_eq!(value("storefront_sync_acks_ignored_total", &[]), 3.0);

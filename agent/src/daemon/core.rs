@@ -1,13 +1,18 @@
 //! The core task: feeds the engine, and commits its final summaries together with a checkpoint
 //! of its state (and the source's cursor) in one storage transaction, flushed before the sync
 //! task may publish any of it.
+//!
+//! A commit that fails (a full disk, a full file table, an SD card that stalls) does not stop
+//! the core: the engine keeps counting, what the commit held stays in memory and the next
+//! commit, [`COMMIT_RETRY`] later, stores it. Only the last commit before the core stops gives
+//! up, after [`FINAL_COMMIT_ATTEMPTS`] tries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use storefront_engine::{Engine, Snapshot};
+use storefront_engine::{Engine, IngestStats, Snapshot};
 use storefront_protocol::{SummaryPayload, Timestamp};
 use storefront_storage::{Checkpoint, Store};
 use tokio::sync::{mpsc, watch};
@@ -15,6 +20,11 @@ use tokio::sync::{mpsc, watch};
 use super::source::SourceMessage;
 use super::view::EngineView;
 use crate::clock::SharedClock;
+
+/// How soon a failed commit is tried again.
+pub const COMMIT_RETRY: Duration = Duration::from_secs(5);
+/// Tries of the commit the core makes before it stops, [`COMMIT_RETRY`] apart.
+pub const FINAL_COMMIT_ATTEMPTS: u32 = 6;
 
 /// Whose clock drives the engine.
 #[derive(Clone)]
@@ -41,6 +51,8 @@ pub struct CoreOptions {
 pub struct CoreReport {
     pub events: u64,
     pub commits: u64,
+    /// Commits that failed and were tried again later.
+    pub commit_failures: u64,
     pub summaries_stored: u64,
     /// True when a finite source was played to its end and the engine finished.
     pub finished: bool,
@@ -54,36 +66,69 @@ pub struct Core {
     /// What readers (the dashboard) see, refreshed every second and at every commit.
     pub view: watch::Sender<Arc<EngineView>>,
     /// Last event per scanner, door sensor and "pos", for sensor health.
-    pub last_seen: BTreeMap<String, Timestamp>,
-    pub windows_final_total: u64,
+    last_seen: BTreeMap<String, Timestamp>,
+    windows_final_total: u64,
     /// Latest event time taken in.
-    pub latest: Timestamp,
+    latest: Timestamp,
     /// Summaries the engine has made final that the next commit stores. Readers see them
     /// through the view meanwhile: a window that left the engine's open set but is not in the
     /// store yet would otherwise vanish from the dashboard's totals until the commit.
-    pub uncommitted: Vec<SummaryPayload>,
+    uncommitted: Vec<SummaryPayload>,
+    report: CoreReport,
+    /// Events taken since the last commit was tried.
+    since_commit: u64,
+    /// Commit failures already followed by a success (the log says when a run of them ends).
+    failures_reported: u64,
+    /// When a commit failure, or state the engine shed, was last logged.
+    failure_logged: Instant,
+    shed_logged: Option<Instant>,
+    /// The engine's figures at the last log of them: what changed since is logged.
+    logged_stats: IngestStats,
 }
 
 impl Core {
+    pub fn new(
+        engine: Engine,
+        store: Arc<Store>,
+        cursor: Option<u64>,
+        options: CoreOptions,
+        view: watch::Sender<Arc<EngineView>>,
+    ) -> Core {
+        let logged_stats = engine.stats().clone();
+        Core {
+            engine,
+            store,
+            cursor,
+            options,
+            view,
+            last_seen: BTreeMap::new(),
+            windows_final_total: 0,
+            latest: Timestamp(0),
+            uncommitted: Vec::new(),
+            report: CoreReport::default(),
+            since_commit: 0,
+            failures_reported: 0,
+            failure_logged: Instant::now(),
+            shed_logged: None,
+            logged_stats,
+        }
+    }
+
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<SourceMessage>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<CoreReport> {
-        let mut report = CoreReport::default();
         // Timeouts run every second; commits (SD-card writes) only every `commit_interval`.
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut last_commit = tokio::time::Instant::now();
+        let mut next_commit = tokio::time::Instant::now() + self.options.commit_interval;
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut since_commit = 0u64;
         let mut clock_was_sane = true;
         loop {
             tokio::select! {
                 message = input.recv() => match message {
-                    Some(SourceMessage::Event(event, cursor)) => {
-                        self.take(event, cursor, &mut report, &mut since_commit)?;
-                    }
-                    Some(SourceMessage::End) | None => return self.end_of_stream(report),
+                    Some(SourceMessage::Event(event, cursor)) => self.take(event, cursor),
+                    Some(SourceMessage::End) | None => return self.end_of_stream().await,
                 },
                 _ = tick.tick() => {
                     self.publish_view();
@@ -93,10 +138,8 @@ impl Core {
                         let clock = clock.clone();
                         while let Ok(message) = input.try_recv() {
                             match message {
-                                SourceMessage::Event(event, cursor) => {
-                                    self.take(event, cursor, &mut report, &mut since_commit)?;
-                                }
-                                SourceMessage::End => return self.end_of_stream(report),
+                                SourceMessage::Event(event, cursor) => self.take(event, cursor),
+                                SourceMessage::End => return self.end_of_stream().await,
                             }
                         }
                         match clock.sane_now() {
@@ -115,60 +158,60 @@ impl Core {
                             }
                         }
                     }
-                    if last_commit.elapsed() >= self.options.commit_interval {
-                        self.commit(&mut report)?;
-                        since_commit = 0;
-                        last_commit = tokio::time::Instant::now();
+                    self.log_engine_changes();
+                    if tokio::time::Instant::now() >= next_commit {
+                        next_commit = tokio::time::Instant::now() + self.try_commit();
                     }
                 }
                 _ = shutdown.changed() => {
-                    self.commit(&mut report)?;
-                    tracing::info!(events = report.events, "Core stopped; state committed");
-                    return Ok(report);
+                    self.final_commit().await?;
+                    tracing::info!(events = self.report.events, "Core stopped; state committed");
+                    return Ok(self.report);
                 }
             }
         }
     }
 
-    /// Feeds one event to the engine; commits every `commit_every_events`.
-    fn take(
-        &mut self,
-        event: storefront_protocol::Event,
-        cursor: Option<u64>,
-        report: &mut CoreReport,
-        since_commit: &mut u64,
-    ) -> Result<()> {
+    /// Feeds one event to the engine; commits every `commit_every_events` (a failed commit is
+    /// tried again after as many more).
+    fn take(&mut self, event: storefront_protocol::Event, cursor: Option<u64>) {
         let now = match &self.options.time {
             TimeMode::Event => event.time(),
             // An unset clock makes the engine reject the event as clock_not_set, counted:
             // windows are only assigned once time is sane.
-            TimeMode::Wall(clock) => clock.sane_now().unwrap_or(Timestamp(0)),
+            TimeMode::Wall(clock) => match clock.sane_now() {
+                Some(now) => {
+                    // A clock that stepped back re-bases the engine before this event, which
+                    // would otherwise be taken as late (as would every one until the next tick).
+                    self.engine.observe_clock(now);
+                    now
+                }
+                None => Timestamp(0),
+            },
         };
         self.engine.handle_event(&event, now);
         self.note_seen(&event);
         self.cursor = cursor.or(self.cursor);
-        report.events += 1;
-        *since_commit += 1;
-        if *since_commit >= self.options.commit_every_events {
-            self.commit(report)?;
-            *since_commit = 0;
+        self.report.events += 1;
+        self.since_commit += 1;
+        if self.since_commit >= self.options.commit_every_events {
+            self.try_commit();
         }
-        Ok(())
     }
 
     /// A finite source ended: every open visit ends on its own and the last commit is made.
-    fn end_of_stream(&mut self, mut report: CoreReport) -> Result<CoreReport> {
+    async fn end_of_stream(mut self) -> Result<CoreReport> {
         // From the engine's own latest event: after a restart at the end of the file this run
         // may have read none.
         self.engine.end_of_stream();
-        self.commit(&mut report)?;
-        report.finished = true;
+        self.final_commit().await?;
+        self.report.finished = true;
         tracing::info!(
-            events = report.events,
-            summaries = report.summaries_stored,
+            events = self.report.events,
+            summaries = self.report.summaries_stored,
             "Source ended; engine finished"
         );
-        Ok(report)
+        Ok(self.report)
     }
 
     fn note_seen(&mut self, event: &storefront_protocol::Event) {
@@ -190,6 +233,43 @@ impl Core {
         }
     }
 
+    /// Logs what the engine counted that an operator must hear of: a clock step back (each
+    /// one), and state shed at a limit (a total a minute at most, as a flood sheds often).
+    fn log_engine_changes(&mut self) {
+        let stats = self.engine.stats();
+        let steps = stats.clock_steps_back - self.logged_stats.clock_steps_back;
+        if steps > 0 {
+            tracing::warn!(
+                steps,
+                "The clock stepped back: the engine closed what was open and restarted its time \
+                 (windows of the re-lived period are sent again; HQ holds differing copies aside)"
+            );
+            self.logged_stats.clock_steps_back = stats.clock_steps_back;
+        }
+        if stats.shed != self.logged_stats.shed
+            && self
+                .shed_logged
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            let since: BTreeMap<&str, u64> = stats
+                .shed
+                .iter()
+                .map(|(kind, n)| {
+                    let before = self.logged_stats.shed.get(kind).copied().unwrap_or(0);
+                    (kind.as_str(), n - before)
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            tracing::warn!(
+                shed = ?since,
+                "The engine is at a limit and let state go (see [limits] in the config and \
+                 storefront_engine_shed_total)"
+            );
+            self.logged_stats.shed = stats.shed.clone();
+            self.shed_logged = Some(Instant::now());
+        }
+    }
+
     /// Moves what the engine made final into `uncommitted`.
     fn take_finals(&mut self) {
         while let Some(window) = self.engine.poll_window() {
@@ -207,18 +287,78 @@ impl Core {
             TimeMode::Event => self.latest,
             TimeMode::Wall(clock) => clock.sane_now().unwrap_or(self.latest),
         };
-        self.view.send_replace(Arc::new(EngineView::of(
+        let mut view = EngineView::of(
             &self.engine,
             &self.uncommitted,
             now,
             self.windows_final_total,
             &self.last_seen,
-        )));
+        );
+        view.commit_failures_total = self.report.commit_failures;
+        self.view.send_replace(Arc::new(view));
+    }
+
+    /// Commits; a failure is logged and counted, and the core goes on. Returns how long to
+    /// wait before the next commit: the commit interval, or [`COMMIT_RETRY`] after a failure.
+    fn try_commit(&mut self) -> Duration {
+        self.since_commit = 0;
+        let failures = self.report.commit_failures - self.failures_reported;
+        match self.commit() {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(
+                        failures,
+                        "Commit succeeded again: everything held in memory is stored"
+                    );
+                    self.failures_reported = self.report.commit_failures;
+                }
+                self.options.commit_interval
+            }
+            Err(error) => {
+                self.report.commit_failures += 1;
+                // The first failure of a run of them is logged at once, the rest once a minute.
+                if failures == 0 || self.failure_logged.elapsed() >= Duration::from_secs(60) {
+                    tracing::error!(
+                        error = %format!("{error:#}"),
+                        failures = failures + 1,
+                        retry_in_seconds = COMMIT_RETRY.as_secs(),
+                        summaries_held_in_memory = self.uncommitted.len(),
+                        "Commit failed: the engine keeps counting and the commit is tried again"
+                    );
+                    self.failure_logged = Instant::now();
+                }
+                COMMIT_RETRY
+            }
+        }
+    }
+
+    /// The commit before the core stops: tried [`FINAL_COMMIT_ATTEMPTS`] times.
+    async fn final_commit(&mut self) -> Result<()> {
+        let mut attempt = 1;
+        loop {
+            match self.commit() {
+                Ok(()) => return Ok(()),
+                Err(error) if attempt < FINAL_COMMIT_ATTEMPTS => {
+                    self.report.commit_failures += 1;
+                    tracing::error!(
+                        error = %format!("{error:#}"),
+                        attempt,
+                        of = FINAL_COMMIT_ATTEMPTS,
+                        "The last commit before stopping failed: trying again"
+                    );
+                    tokio::time::sleep(COMMIT_RETRY).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Stores the final summaries and the checkpoint atomically and durably (the store shows
-    /// sync a commit's entries only once it is on disk).
-    fn commit(&mut self, report: &mut CoreReport) -> Result<()> {
+    /// sync a commit's entries only once it is on disk). On failure nothing is lost: the
+    /// summaries stay in `uncommitted` for the next commit, which skips those the failed one
+    /// stored.
+    fn commit(&mut self) -> Result<()> {
         self.take_finals();
         let finals = &self.uncommitted;
         let checkpoint: Checkpoint<Snapshot> = Checkpoint {
@@ -232,9 +372,9 @@ impl Core {
                 .context("cannot commit summaries and checkpoint")
         })?;
         self.uncommitted.clear();
-        report.commits += 1;
+        self.report.commits += 1;
+        self.report.summaries_stored += stored.len() as u64;
         self.publish_view();
-        report.summaries_stored += stored.len() as u64;
         Ok(())
     }
 }

@@ -191,21 +191,17 @@ pub async fn run(
         )
         .await?;
     }
-    let core = self::core::Core {
+    let core = self::core::Core::new(
         engine,
-        store: store.clone(),
+        store.clone(),
         cursor,
-        view: view_tx,
-        last_seen: Default::default(),
-        windows_final_total: 0,
-        latest: storefront_protocol::Timestamp(0),
-        uncommitted: Vec::new(),
-        options: CoreOptions {
+        CoreOptions {
             time: run.time,
             commit_interval: Duration::from_secs(30),
             commit_every_events: run.commit_every_events,
         },
-    };
+        view_tx,
+    );
     let mut outer_shutdown = shutdown.clone();
     let mut core_task = tokio::spawn(core.run(events_rx, shutdown));
 

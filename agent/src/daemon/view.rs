@@ -36,6 +36,8 @@ pub struct EngineView {
     pub last_seen: BTreeMap<String, Timestamp>,
     /// The engine is restored and taking events.
     pub ready: bool,
+    /// Commits that failed (each tried again later).
+    pub commit_failures_total: u64,
 }
 
 impl EngineView {
@@ -63,6 +65,7 @@ impl EngineView {
             windows_final_total,
             last_seen: last_seen.clone(),
             ready: true,
+            commit_failures_total: 0,
         }
     }
 }
@@ -294,6 +297,14 @@ impl DashboardSource for AgentView {
             events_in_total: view.stats.accepted + view.stats.rejected_total(),
             events_rejected_total: rejected,
             events_dropped_total: dropped,
+            engine_shed_total: view
+                .stats
+                .shed
+                .iter()
+                .map(|(kind, n)| (kind.as_str().to_owned(), *n))
+                .collect(),
+            clock_steps_back_total: view.stats.clock_steps_back,
+            commit_failures_total: view.commit_failures_total,
             windows_final_total: view.windows_final_total,
             outbox_depth: self.store.outbox_len(),
             sync_acks_ignored_total: self.sync.borrow().acks_ignored,

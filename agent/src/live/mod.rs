@@ -8,6 +8,7 @@
 //! Bluetooth adapters ─── radio::run_scanner ──┼──► mpsc<SourceMessage::Event(_, None)> ──► core
 //! POST /ingest/v1/… ──── ingest::router ──────┘
 //!                        keys::run_rotation ──watch<Pseudonymizer>──► MQTT inputs, radio
+//! LiveHealth ─────────── alive::run ── every 30 s: Event::Alive of each working input ──► core
 //! ```
 //!
 //! Every source logs its failures (rate-limited) and retries with backoff; none ends
@@ -24,6 +25,7 @@
 //! pseudonymised where it is parsed (`scanners::MqttInputs::handle`,
 //! `storefront_radio::scan`) and never reaches a channel, a log line or a counter.
 
+pub mod alive;
 pub mod health;
 pub mod ingest;
 pub mod keys;
@@ -161,6 +163,8 @@ pub(crate) fn polled_transactions(
 pub struct LiveSources {
     sources: Sources,
     known: KnownSources,
+    /// The inputs whose signs of life are sent (coverage).
+    alive: alive::Inputs,
     /// `Authorization: Bearer` token of the ingest routes (`sources.ingest.token_file`).
     ingest_token: Option<String>,
     mqtt: Option<MqttConnection>,
@@ -209,6 +213,7 @@ impl LiveSources {
         Ok(LiveSources {
             sources: config.sources.clone(),
             known: KnownSources::for_config(config),
+            alive: alive::Inputs::for_config(config),
             ingest_token,
             mqtt,
             keys,
@@ -277,6 +282,13 @@ impl LiveSources {
             ));
             tasks.spawn(forward_ble(rx, out.clone(), health.clone()));
         }
+        tasks.spawn(alive::run(
+            self.alive,
+            health.clone(),
+            self.clock.clone(),
+            out.clone(),
+            shutdown.clone(),
+        ));
         drop(out);
         tracing::info!(
             scanner_mqtt = self.sources.scanner_mqtt.len(),

@@ -2,10 +2,12 @@
 //! into a collecting channel, their ingest routes served on a port of their own.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, QoS};
+use storefront_agent::clock::{Clock, SharedClock};
 use storefront_agent::daemon::BrokerAddress;
 use storefront_agent::daemon::source::SourceMessage;
 use storefront_agent::live::{LiveHealth, LiveSources};
@@ -37,13 +39,39 @@ pub struct Harness {
     pub sources_router: axum::Router,
 }
 
+/// A clock a test sets.
+#[derive(Default)]
+pub struct ManualClock(pub AtomicI64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl ManualClock {
+    pub fn at(ms: i64) -> Arc<ManualClock> {
+        Arc::new(ManualClock(AtomicI64::new(ms)))
+    }
+
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+/// The live sources on the wall clock.
 pub fn start(config: &StoreConfig, broker_port: Option<u16>) -> Harness {
+    start_on(config, broker_port, storefront_agent::clock::system())
+}
+
+/// The live sources on `clock`.
+pub fn start_on(config: &StoreConfig, broker_port: Option<u16>, clock: SharedClock) -> Harness {
     let broker = broker_port.map(|port| BrokerAddress {
         host: "127.0.0.1".into(),
         port,
         tls: false,
     });
-    let live = LiveSources::from_config(config, broker, storefront_agent::clock::system()).unwrap();
+    let live = LiveSources::from_config(config, broker, clock).unwrap();
     let health = Arc::new(LiveHealth::for_config(config));
     let (out, mut rx) = mpsc::channel(8192);
     let events = Arc::new(Mutex::new(Vec::new()));
