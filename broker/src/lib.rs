@@ -144,8 +144,17 @@ dynamic_filters = true
 pub struct Mosquitto {
     port: u16,
     child: Option<Child>,
-    /// A config file (for TLS listeners and the like), when started with one.
-    config: Option<std::path::PathBuf>,
+    /// Its config file: the caller's (TLS listeners and the like), or one written for it.
+    config: std::path::PathBuf,
+    /// The config file written for a plain test broker, removed on drop.
+    written: Option<std::path::PathBuf>,
+}
+
+/// A plain test broker: loopback, anonymous, and no cap on the messages queued for a client.
+/// Mosquitto's default cap (1000) drops QoS 0 messages for a subscriber that falls behind,
+/// which a test on a loaded machine must not mistake for the agent losing them.
+fn plain_config(port: u16) -> String {
+    format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n")
 }
 
 impl Mosquitto {
@@ -160,21 +169,21 @@ impl Mosquitto {
     }
 
     pub fn start() -> Result<Mosquitto, BrokerError> {
-        let mut broker = Mosquitto {
-            port: free_port()?,
-            child: None,
-            config: None,
-        };
-        broker.restart()?;
-        Ok(broker)
+        Mosquitto::start_with_port(free_port()?)
     }
 
     /// Starts mosquitto on a given port (a test that had the port refuse connections first).
     pub fn start_with_port(port: u16) -> Result<Mosquitto, BrokerError> {
+        let path = std::env::temp_dir().join(format!(
+            "storefront-test-mosquitto-{}-{port}.conf",
+            std::process::id()
+        ));
+        std::fs::write(&path, plain_config(port)).map_err(BrokerError::Spawn)?;
         let mut broker = Mosquitto {
             port,
             child: None,
-            config: None,
+            config: path.clone(),
+            written: Some(path),
         };
         broker.restart()?;
         Ok(broker)
@@ -189,7 +198,8 @@ impl Mosquitto {
         let mut broker = Mosquitto {
             port,
             child: None,
-            config: Some(config.to_owned()),
+            config: config.to_owned(),
+            written: None,
         };
         broker.restart()?;
         Ok(broker)
@@ -210,14 +220,9 @@ impl Mosquitto {
     /// (Re)starts the broker on the same port.
     pub fn restart(&mut self) -> Result<(), BrokerError> {
         self.kill();
-        // Without a config file mosquitto 2 listens on loopback only and allows anonymous
-        // clients: exactly a private test broker.
-        let mut command = Command::new("mosquitto");
-        match &self.config {
-            Some(config) => command.arg("-c").arg(config),
-            None => command.args(["-p", &self.port.to_string()]),
-        };
-        let child = command
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&self.config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -230,6 +235,9 @@ impl Mosquitto {
 impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.kill();
+        if let Some(path) = &self.written {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
