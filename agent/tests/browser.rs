@@ -89,7 +89,11 @@ async fn during_a_demo_day_the_open_dashboard_fills_in_and_ends_as_the_api_and_t
             entries_shown.insert(entries.as_u64().unwrap());
         }
         report = get(&format!("{base}/api/v1/funnel")).await;
-        if report["from"] == json!(date) && report["provisional"] == json!(false) {
+        // Final: nothing provisional left, and data (before the first window, "no data").
+        if report["from"] == json!(date)
+            && report["provisional"] == json!(false)
+            && report["funnel"]["entries"].is_u64()
+        {
             break;
         }
     }
