@@ -24,7 +24,7 @@ fn mall_config(dir: &std::path::Path, broker_port: u16) -> StoreConfig {
     config.storage.path = dir.join("agent-db");
     config.sync.username = None;
     config.sync.password_file = None;
-    config.sync.broker = storefront_config::Broker::Mqtt {
+    config.sync.broker = storefront_config::Broker {
         host: "127.0.0.1".into(),
         port: broker_port,
         tls: false,

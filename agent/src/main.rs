@@ -1,14 +1,13 @@
 //! `agent`: the storefront gateway agent's command line. Glue only: parse the CLI, set up
 //! logging, call into the library modules.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use storefront_agent::{broker_address, daemon, demo, feed, replay, simulate};
+use storefront_agent::{broker_address, daemon};
 
 #[derive(Parser)]
 #[command(
@@ -26,17 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate a synthetic store's events and its ground truth.
-    Simulate(simulate::SimulateArgs),
-    /// Send today's simulated traffic, live, into a running agent's inputs (scanner nodes,
-    /// door counter and POS over MQTT and HTTP), as the store's devices would.
-    Feed(feed::FeedArgs),
-    /// Run the engine over an events file: window and daily summaries, and a funnel table.
-    Replay(replay::ReplayArgs),
     /// Run the agent: sources → engine → sled → outbox → MQTT to HQ.
     Run(RunArgs),
-    /// The whole product on this machine: embedded broker, simulated store day, agent, HQ.
-    Demo(demo::DemoArgs),
     /// The store's funnel for a day or a range of days, from the agent's database.
     Report(ReportArgs),
     /// Print a commented configuration file with every setting and its default.
@@ -50,7 +40,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     daemon::tls::install_crypto_provider();
-    init_tracing(cli.log_json);
+    storefront_agent::init_tracing(cli.log_json);
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -134,7 +124,7 @@ struct RunArgs {
     #[arg(long)]
     broker: Option<String>,
     /// The store's local broker, where scanner nodes, door counters and the POS publish
-    /// (default: the embedded broker when `sync.broker = "embedded"`, else 127.0.0.1:1883).
+    /// (default: 127.0.0.1:1883).
     #[arg(long)]
     local_broker: Option<String>,
     /// Publishes per second to HQ (default: the config's `sync.publish_per_second`).
@@ -195,21 +185,13 @@ async fn shutdown_signal() {
 
 fn run_agent(args: RunArgs) -> Result<()> {
     let config = storefront_config::StoreConfig::load(&args.config)?;
-    let broker = match (&args.broker, &config.sync.broker) {
-        (Some(url), _) => broker_address(url)?,
-        (None, storefront_config::Broker::Mqtt { host, port, tls }) => daemon::BrokerAddress {
-            host: host.clone(),
-            port: *port,
-            tls: *tls,
+    let broker = match &args.broker {
+        Some(url) => broker_address(url)?,
+        None => daemon::BrokerAddress {
+            host: config.sync.broker.host.clone(),
+            port: config.sync.broker.port,
+            tls: config.sync.broker.tls,
         },
-        (None, storefront_config::Broker::Embedded) => {
-            let embedded = storefront_broker::EmbeddedBroker::start(1883)?;
-            daemon::BrokerAddress {
-                host: "127.0.0.1".into(),
-                port: embedded.port(),
-                tls: false,
-            }
-        }
     };
     let http_token = config.dashboard_token()?;
     let http_bind = config.dashboard.bind;
@@ -221,10 +203,9 @@ fn run_agent(args: RunArgs) -> Result<()> {
             Some(std::time::Duration::from_secs(args.drain_seconds)),
         ),
         None => {
-            let local = match (&args.local_broker, &config.sync.broker) {
-                (Some(url), _) => broker_address(url)?,
-                (None, storefront_config::Broker::Embedded) => broker.clone(),
-                (None, _) => daemon::BrokerAddress {
+            let local = match &args.local_broker {
+                Some(url) => broker_address(url)?,
+                None => daemon::BrokerAddress {
                     host: "127.0.0.1".into(),
                     port: 1883,
                     tls: false,
@@ -303,10 +284,6 @@ fn run(command: Command) -> Result<()> {
     match command {
         Command::Run(args) => run_agent(args),
         Command::Report(args) => report(args),
-        Command::Demo(args) => runtime()?.block_on(demo::run(args)),
-        Command::Simulate(args) => simulate::run(args),
-        Command::Feed(args) => runtime()?.block_on(feed::run(args)),
-        Command::Replay(args) => replay::run(args),
         Command::GenerateConfig { out } => {
             let text = storefront_config::generate_config_template();
             match out {
@@ -318,22 +295,5 @@ fn run(command: Command) -> Result<()> {
                 }
             }
         }
-    }
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // rumqttd (the embedded broker) logs every connect and disconnect, at error level
-        // too; its real failures show as our clients' connection errors.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
-    // Colour codes only for a person at a terminal: journald and log files get plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

@@ -1,4 +1,4 @@
-//! The store manager's view of a run, as a newcomer sees it during `agent demo`: the agent takes
+//! The store manager's view of a run, as a newcomer sees it during the demo (`storefront-dev demo`): the agent takes
 //! in a simulated boutique day at the demo's speed while headless Chromium keeps its dashboard
 //! open; the page must fill in by itself (no reload), and once the day is final every figure on
 //! it must equal the agent's JSON API, which must equal the day the agent stored. Screenshot:
@@ -20,7 +20,7 @@ use storefront_dashboard::testing::{Page, chromium, chromium_available, figures,
 use storefront_simulator::{Profile, ProfileName, SimulationSpec, Simulator, TruthParams};
 use tokio::sync::watch;
 
-/// `agent demo`'s speed: a day in 30 s.
+/// the demo's speed: a day in 30 s.
 const DEMO_SPEED: f64 = 2880.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

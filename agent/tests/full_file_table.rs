@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{ALL_TIME, assert_same, write_config};
 use storefront_agent::daemon::{self, BrokerAddress, Run, TimeMode, source::Source};
-use storefront_agent::replay::{ReplayOutput, finish};
 use storefront_config::StoreConfig;
+use storefront_devtools::replay::{ReplayOutput, finish};
 use storefront_engine::Engine;
 use storefront_simulator::ProfileName;
 use tokio::sync::watch;
@@ -101,15 +101,22 @@ async fn commits_failing_on_a_full_file_table_are_tried_again_and_nothing_is_los
             tls: false,
         },
         drain_after_end: None,
-        commit_every_events: 2_000,
+        // Often enough that several commits fall in the seconds the file table is full, the
+        // night's signs of life included (a few events a second at this speed).
+        commit_every_events: 500,
         publish_per_second: None,
-        http: None,
+        http: config.dashboard.bind,
         http_token: None,
     };
     let agent = tokio::spawn(daemon::run(config.clone(), run, shutdown_rx, status_tx));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The dashboard answers once the store is open and the day is playing.
+    let http = config.dashboard.bind.unwrap();
+    while tokio::net::TcpStream::connect(http).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let full = FullFileTable::fill();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     drop(full);
 
     let report = agent.await.unwrap().expect("the daemon keeps running");

@@ -16,12 +16,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rumqttc::QoS;
-use storefront_agent::feed::simulated_mac;
 use storefront_agent::live::keys::{KEY_FILE, PseudonymKeys};
 use storefront_agent::live::scanners::pseudonym;
 use storefront_agent::live::{Input, KnownSources, LiveHealth, MqttInputs};
 use storefront_broker::TestBroker;
 use storefront_config::{ScannerFormat, ScannerMqttSource};
+use storefront_devtools::feed::simulated_mac;
 use storefront_inputs::InputRejection;
 use storefront_inputs::encode::{
     encode_door, encode_espresense, encode_pushed_transaction, encode_theengs, encode_transactions,

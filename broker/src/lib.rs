@@ -1,5 +1,5 @@
 //! MQTT brokers the product starts itself:
-//! * [`EmbeddedBroker`] — rumqttd inside the process, for `agent demo` on a machine with
+//! * [`EmbeddedBroker`] — rumqttd inside the process, for the demo (`storefront-dev demo`) on a machine with
 //!   nothing installed;
 //! * [`Mosquitto`] — a private `mosquitto -p <port>` child process for tests, which a test can
 //!   kill and restart to inject outages (no persistence: a restarted broker has lost its

@@ -211,7 +211,7 @@ pub(crate) struct RawSync {
 impl Default for RawSync {
     fn default() -> Self {
         RawSync {
-            broker: "embedded".to_owned(),
+            broker: "mqtt://127.0.0.1:1883".to_owned(),
             client_id: String::new(),
             username: String::new(),
             password_file: String::new(),

@@ -90,7 +90,9 @@ fn defaults_are_the_documented_ones() {
     let c = parse(MINIMAL).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.store.name, "paris-rivoli");
     assert_eq!(c.store.timezone, chrono_tz::Europe::Paris);
-    assert_eq!(c.sync.broker, Broker::Embedded);
+    assert_eq!(c.sync.broker, Broker::default());
+    assert_eq!(c.sync.broker.host, "127.0.0.1");
+    assert_eq!(c.sync.broker.port, 1883);
     assert_eq!(c.sync.client_id, "storefront-acme-paris-rivoli");
     assert_eq!(c.sync.keep_alive, Duration::from_secs(30));
     assert_eq!(c.storage.path, Path::new("/etc/storefront/storefront-data"));
@@ -353,7 +355,7 @@ fn sync_tls_and_credentials_are_checked() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         c.sync.broker,
-        Broker::Mqtt {
+        Broker {
             host: "hq.example.com".into(),
             port: 8883,
             tls: true

@@ -119,13 +119,23 @@ pub struct Storage {
     pub cache_capacity_bytes: u64,
 }
 
-/// Where summaries are published.
+/// Where summaries are published: an MQTT broker; `tls` for `mqtts://`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Broker {
-    /// A broker inside the agent (a store without HQ, demos, tests).
-    Embedded,
-    /// An external broker; `tls` for `mqtts://`.
-    Mqtt { host: String, port: u16, tls: bool },
+pub struct Broker {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl Default for Broker {
+    /// The gateway's own broker (mosquitto, which can bridge to HQ's).
+    fn default() -> Self {
+        Broker {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            tls: false,
+        }
+    }
 }
 
 /// Sync to HQ over MQTT. (Not named `Sync`, which would shadow the marker trait.)

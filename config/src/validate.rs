@@ -691,10 +691,10 @@ impl Checker {
             Ok(b) => b,
             Err((message, fix)) => {
                 self.report("sync.broker", message, fix);
-                Broker::Embedded
+                Broker::default()
             }
         };
-        let tls = matches!(broker, Broker::Mqtt { tls: true, .. });
+        let tls = broker.tls;
         for (key, value) in [
             ("ca_file", &raw.ca_file),
             ("client_cert_file", &raw.client_cert_file),
@@ -951,19 +951,27 @@ fn file(base: &Path, value: &str) -> Option<PathBuf> {
     (!value.trim().is_empty()).then(|| base.join(value))
 }
 
-/// `"embedded"`, `mqtt://host[:port]` or `mqtts://host[:port]`; ports default to 1883 / 8883.
+/// `mqtt://host[:port]` or `mqtts://host[:port]`; ports default to 1883 / 8883.
 fn parse_broker(s: &str) -> Result<Broker, (String, String)> {
-    const FIX: &str = "write \"embedded\", \"mqtt://host:1883\" or \"mqtts://host:8883\"";
+    const FIX: &str = "write \"mqtt://host:1883\" or \"mqtts://host:8883\"";
     let bad = |why: &str| Err((format!("{s:?} {why}"), FIX.to_owned()));
     if s == "embedded" {
-        return Ok(Broker::Embedded);
+        // Earlier agents could start a broker of their own; the gateway's binary carries none.
+        return Err((
+            "\"embedded\": the agent has no broker of its own (the embedded one is the \
+             developer demo's, `storefront-dev demo`)"
+                .to_owned(),
+            "write the broker the agent publishes to: the gateway's mosquitto \
+             (\"mqtt://127.0.0.1:1883\", bridged to HQ) or HQ's (\"mqtts://hq.example.com:8883\")"
+                .to_owned(),
+        ));
     }
     let (rest, tls) = if let Some(rest) = s.strip_prefix("mqtts://") {
         (rest, true)
     } else if let Some(rest) = s.strip_prefix("mqtt://") {
         (rest, false)
     } else {
-        return bad("is not \"embedded\" and has no mqtt:// or mqtts:// scheme");
+        return bad("has no mqtt:// or mqtts:// scheme");
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains('@') {
@@ -1003,7 +1011,7 @@ fn parse_broker(s: &str) -> Result<Broker, (String, String)> {
             _ => return bad("has an invalid port (1..=65535)"),
         },
     };
-    Ok(Broker::Mqtt {
+    Ok(Broker {
         host: host.to_owned(),
         port,
         tls,
@@ -1077,10 +1085,15 @@ mod tests {
 
     #[test]
     fn broker_addresses_parse_with_default_ports() {
-        assert_eq!(parse_broker("embedded"), Ok(Broker::Embedded));
+        assert!(
+            parse_broker("embedded")
+                .unwrap_err()
+                .1
+                .contains("mqtt://127.0.0.1:1883")
+        );
         assert_eq!(
             parse_broker("mqtt://hq.example.com"),
-            Ok(Broker::Mqtt {
+            Ok(Broker {
                 host: "hq.example.com".into(),
                 port: 1883,
                 tls: false
@@ -1088,7 +1101,7 @@ mod tests {
         );
         assert_eq!(
             parse_broker("mqtts://10.0.0.2:8884"),
-            Ok(Broker::Mqtt {
+            Ok(Broker {
                 host: "10.0.0.2".into(),
                 port: 8884,
                 tls: true
@@ -1096,7 +1109,7 @@ mod tests {
         );
         assert_eq!(
             parse_broker("mqtt://[::1]:1884"),
-            Ok(Broker::Mqtt {
+            Ok(Broker {
                 host: "::1".into(),
                 port: 1884,
                 tls: false

@@ -1,5 +1,5 @@
 //! The event stream: what the agent's sources hand the engine, and the JSON Lines event file
-//! format the simulator writes and `agent replay` reads.
+//! format the simulator writes and `storefront-dev replay` and `agent run --replay` read.
 //!
 //! # Event file format (version 1)
 //! UTF-8 text, one JSON object per line, each with `"v": 1` and a `"type"`:

@@ -1,5 +1,5 @@
 //! The shipped example configs describe exactly the stores the simulator simulates, so
-//! `agent replay --config config/examples/<profile>.toml` reads `agent simulate` output right.
+//! `storefront-dev replay --config config/examples/<profile>.toml` reads `storefront-dev simulate` output right.
 
 use storefront_engine::ZoneKind;
 use storefront_simulator::{Profile, ProfileName};

@@ -2,10 +2,14 @@
 //! of its state (and the source's cursor) in one storage transaction, flushed before the sync
 //! task may publish any of it.
 //!
-//! A commit that fails (a full disk, a full file table, an SD card that stalls) does not stop
-//! the core: the engine keeps counting, what the commit held stays in memory and the next
-//! commit, [`COMMIT_RETRY`] later, stores it. Only the last commit before the core stops gives
-//! up, after [`FINAL_COMMIT_ATTEMPTS`] tries.
+//! A commit that fails because the process is out of file descriptors (idle connections, a
+//! leak, a low limit: it passes) does not stop the core: the engine keeps counting, what the
+//! commit held stays in memory and a later commit stores it, tried again after [`COMMIT_RETRY`]
+//! and longer up to [`COMMIT_RETRY_MAX`]; after [`COMMIT_GIVE_UP`] of failures the core stops.
+//! Any other storage error stops the core at once, as before: sled keeps a failed write as a
+//! lasting error, and a failed fsync may have lost pages the kernel reported written, so the
+//! recovery is a restart (systemd), which reopens the database and resumes from the last
+//! checkpoint. The last commit before the core stops is tried [`FINAL_COMMIT_ATTEMPTS`] times.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,10 +25,23 @@ use super::source::SourceMessage;
 use super::view::EngineView;
 use crate::clock::SharedClock;
 
-/// How soon a failed commit is tried again.
+/// How soon a commit that failed for want of file descriptors is tried again; each failure in
+/// a row doubles it, up to [`COMMIT_RETRY_MAX`].
 pub const COMMIT_RETRY: Duration = Duration::from_secs(5);
+pub const COMMIT_RETRY_MAX: Duration = Duration::from_secs(60);
+/// Failing this long in a row, the core stops (and a supervisor restarts the agent).
+pub const COMMIT_GIVE_UP: Duration = Duration::from_secs(600);
 /// Tries of the commit the core makes before it stops, [`COMMIT_RETRY`] apart.
 pub const FINAL_COMMIT_ATTEMPTS: u32 = 6;
+
+/// Whether a commit error is the process being out of file descriptors (EMFILE, ENFILE): it
+/// passes once descriptors are closed, and the database is untouched by it.
+fn out_of_descriptors(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| matches!(io.raw_os_error(), Some(23 | 24)))
+}
 
 /// Whose clock drives the engine.
 #[derive(Clone)]
@@ -77,13 +94,21 @@ pub struct Core {
     report: CoreReport,
     /// Events taken since the last commit was tried.
     since_commit: u64,
-    /// Commit failures already followed by a success (the log says when a run of them ends).
-    failures_reported: u64,
-    /// When a commit failure, or state the engine shed, was last logged.
-    failure_logged: Instant,
+    /// When the next commit is due (every `commit_interval`, sooner after a failure).
+    next_commit: tokio::time::Instant,
+    /// The failures in a row, since the first of them; `None` while commits succeed.
+    failing: Option<Failing>,
+    /// When state the engine shed was last logged.
     shed_logged: Option<Instant>,
     /// The engine's figures at the last log of them: what changed since is logged.
     logged_stats: IngestStats,
+}
+
+/// A run of failed commits.
+struct Failing {
+    since: Instant,
+    failures: u32,
+    logged: Instant,
 }
 
 impl Core {
@@ -95,6 +120,7 @@ impl Core {
         view: watch::Sender<Arc<EngineView>>,
     ) -> Core {
         let logged_stats = engine.stats().clone();
+        let options_commit_interval = options.commit_interval;
         Core {
             engine,
             store,
@@ -107,8 +133,8 @@ impl Core {
             uncommitted: Vec::new(),
             report: CoreReport::default(),
             since_commit: 0,
-            failures_reported: 0,
-            failure_logged: Instant::now(),
+            next_commit: tokio::time::Instant::now() + options_commit_interval,
+            failing: None,
             shed_logged: None,
             logged_stats,
         }
@@ -121,13 +147,12 @@ impl Core {
     ) -> Result<CoreReport> {
         // Timeouts run every second; commits (SD-card writes) only every `commit_interval`.
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut next_commit = tokio::time::Instant::now() + self.options.commit_interval;
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut clock_was_sane = true;
         loop {
             tokio::select! {
                 message = input.recv() => match message {
-                    Some(SourceMessage::Event(event, cursor)) => self.take(event, cursor),
+                    Some(SourceMessage::Event(event, cursor)) => self.take(event, cursor)?,
                     Some(SourceMessage::End) | None => return self.end_of_stream().await,
                 },
                 _ = tick.tick() => {
@@ -138,7 +163,7 @@ impl Core {
                         let clock = clock.clone();
                         while let Ok(message) = input.try_recv() {
                             match message {
-                                SourceMessage::Event(event, cursor) => self.take(event, cursor),
+                                SourceMessage::Event(event, cursor) => self.take(event, cursor)?,
                                 SourceMessage::End => return self.end_of_stream().await,
                             }
                         }
@@ -159,8 +184,8 @@ impl Core {
                         }
                     }
                     self.log_engine_changes();
-                    if tokio::time::Instant::now() >= next_commit {
-                        next_commit = tokio::time::Instant::now() + self.try_commit();
+                    if tokio::time::Instant::now() >= self.next_commit {
+                        self.try_commit()?;
                     }
                 }
                 _ = shutdown.changed() => {
@@ -172,9 +197,9 @@ impl Core {
         }
     }
 
-    /// Feeds one event to the engine; commits every `commit_every_events` (a failed commit is
-    /// tried again after as many more).
-    fn take(&mut self, event: storefront_protocol::Event, cursor: Option<u64>) {
+    /// Feeds one event to the engine; commits every `commit_every_events` (while commits fail,
+    /// only when the retry is due).
+    fn take(&mut self, event: storefront_protocol::Event, cursor: Option<u64>) -> Result<()> {
         let now = match &self.options.time {
             TimeMode::Event => event.time(),
             // An unset clock makes the engine reject the event as clock_not_set, counted:
@@ -194,9 +219,12 @@ impl Core {
         self.cursor = cursor.or(self.cursor);
         self.report.events += 1;
         self.since_commit += 1;
-        if self.since_commit >= self.options.commit_every_events {
-            self.try_commit();
+        if self.since_commit >= self.options.commit_every_events
+            && (self.failing.is_none() || tokio::time::Instant::now() >= self.next_commit)
+        {
+            self.try_commit()?;
         }
+        Ok(())
     }
 
     /// A finite source ended: every open visit ends on its own and the last commit is made.
@@ -298,38 +326,55 @@ impl Core {
         self.view.send_replace(Arc::new(view));
     }
 
-    /// Commits; a failure is logged and counted, and the core goes on. Returns how long to
-    /// wait before the next commit: the commit interval, or [`COMMIT_RETRY`] after a failure.
-    fn try_commit(&mut self) -> Duration {
+    /// Commits, and sets when the next one is due. A commit that fails for want of file
+    /// descriptors is logged (the first of a run, then once a minute), counted, and tried again
+    /// later; any other failure, or one lasting [`COMMIT_GIVE_UP`], is the core's error.
+    fn try_commit(&mut self) -> Result<()> {
         self.since_commit = 0;
-        let failures = self.report.commit_failures - self.failures_reported;
-        match self.commit() {
+        let error = match self.commit() {
             Ok(()) => {
-                if failures > 0 {
+                if let Some(failing) = self.failing.take() {
                     tracing::info!(
-                        failures,
+                        failures = failing.failures,
                         "Commit succeeded again: everything held in memory is stored"
                     );
-                    self.failures_reported = self.report.commit_failures;
                 }
-                self.options.commit_interval
+                self.next_commit = tokio::time::Instant::now() + self.options.commit_interval;
+                return Ok(());
             }
-            Err(error) => {
-                self.report.commit_failures += 1;
-                // The first failure of a run of them is logged at once, the rest once a minute.
-                if failures == 0 || self.failure_logged.elapsed() >= Duration::from_secs(60) {
-                    tracing::error!(
-                        error = %format!("{error:#}"),
-                        failures = failures + 1,
-                        retry_in_seconds = COMMIT_RETRY.as_secs(),
-                        summaries_held_in_memory = self.uncommitted.len(),
-                        "Commit failed: the engine keeps counting and the commit is tried again"
-                    );
-                    self.failure_logged = Instant::now();
-                }
-                COMMIT_RETRY
-            }
+            Err(error) if out_of_descriptors(&error) => error,
+            Err(error) => return Err(error),
+        };
+        self.report.commit_failures += 1;
+        let now = Instant::now();
+        let failing = self.failing.get_or_insert(Failing {
+            since: now,
+            failures: 0,
+            logged: now,
+        });
+        failing.failures += 1;
+        if failing.since.elapsed() >= COMMIT_GIVE_UP {
+            return Err(error.context(format!(
+                "commits failed for {} minutes in a row",
+                COMMIT_GIVE_UP.as_secs() / 60
+            )));
         }
+        let retry = COMMIT_RETRY
+            .saturating_mul(1 << (failing.failures - 1).min(8))
+            .min(COMMIT_RETRY_MAX);
+        if failing.failures == 1 || failing.logged.elapsed() >= Duration::from_secs(60) {
+            tracing::error!(
+                error = %format!("{error:#}"),
+                failures = failing.failures,
+                retry_in_seconds = retry.as_secs(),
+                summaries_held_in_memory = self.uncommitted.len(),
+                "Commit failed: out of file descriptors; the engine keeps counting and the \
+                 commit is tried again"
+            );
+            failing.logged = now;
+        }
+        self.next_commit = tokio::time::Instant::now() + retry;
+        Ok(())
     }
 
     /// The commit before the core stops: tried [`FINAL_COMMIT_ATTEMPTS`] times.
@@ -338,7 +383,7 @@ impl Core {
         loop {
             match self.commit() {
                 Ok(()) => return Ok(()),
-                Err(error) if attempt < FINAL_COMMIT_ATTEMPTS => {
+                Err(error) if attempt < FINAL_COMMIT_ATTEMPTS && out_of_descriptors(&error) => {
                     self.report.commit_failures += 1;
                     tracing::error!(
                         error = %format!("{error:#}"),
@@ -349,7 +394,10 @@ impl Core {
                     tokio::time::sleep(COMMIT_RETRY).await;
                     attempt += 1;
                 }
-                Err(error) => return Err(error),
+                Err(error) => {
+                    self.report.commit_failures += 1;
+                    return Err(error);
+                }
             }
         }
     }
@@ -376,5 +424,21 @@ impl Core {
         self.report.summaries_stored += stored.len() as u64;
         self.publish_view();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_running_out_of_file_descriptors_is_a_commit_failure_to_wait_out() {
+        let io = |code| anyhow::Error::new(std::io::Error::from_raw_os_error(code));
+        assert!(out_of_descriptors(&io(24).context("cannot commit")));
+        assert!(out_of_descriptors(&io(23)));
+        // A full disk or an I/O error: sled keeps it, a restart reopens the database.
+        assert!(!out_of_descriptors(&io(28).context("cannot commit")));
+        assert!(!out_of_descriptors(&io(5)));
+        assert!(!out_of_descriptors(&anyhow::anyhow!("no io cause")));
     }
 }

@@ -22,8 +22,8 @@ use super::health::{LiveHealth, LiveHealthSnapshot};
 use crate::clock::SharedClock;
 use crate::daemon::source::SourceMessage;
 
-/// How often (live clock) signs of life are sent: well inside the engine's coverage grace (120 s by
-/// default, at least 1 s), so a working input's coverage has no gaps.
+/// How often (live clock) signs of life are sent, at most: half the engine's coverage grace
+/// when that is shorter (120 s by default), so a working input's coverage has no gaps.
 pub const EVERY: Duration = Duration::from_secs(30);
 /// How long after its last message an input still counts as working.
 pub const RECENT: Duration = Duration::from_secs(60);
@@ -35,6 +35,8 @@ pub struct Inputs {
     door_sensors: Vec<String>,
     /// The polled POS system's id and how long a poll may take to come round.
     polled_pos: Option<(String, Duration)>,
+    /// How often signs of life are sent.
+    every: Duration,
 }
 
 impl Inputs {
@@ -50,13 +52,17 @@ impl Inputs {
                 let system = pos.system.clone()?;
                 Some((system, (pos.poll_interval * 2).max(RECENT)))
             }),
+            every: (config.metrics.coverage_grace / 2).clamp(Duration::from_secs(1), EVERY),
         }
     }
 
     /// The signs of life due at `now_ms`.
     pub fn alive_at(&self, health: &LiveHealthSnapshot, now_ms: i64) -> Vec<Alive> {
+        // A time ahead of now (the clock stepped back since) is not recent.
         let recent = |last: Option<i64>, within: Duration| {
-            last.is_some_and(|t| now_ms.saturating_sub(t) <= within.as_millis() as i64)
+            last.is_some_and(|t| {
+                (0..=within.as_millis() as i64).contains(&now_ms.saturating_sub(t))
+            })
         };
         let alive = |input, source: &str| Alive {
             t: Timestamp(now_ms),
@@ -94,9 +100,9 @@ impl Inputs {
     }
 }
 
-/// Sends the inputs' signs of life to the core every [`EVERY`] of the live clock (looked at
-/// every second: a time-lapse test's clock runs faster than the wall) until `shutdown` or
-/// until the core is gone.
+/// Sends the inputs' signs of life to the core every [`EVERY`] (or half the coverage grace) of
+/// the live clock, looked at every second (a time-lapse test's clock runs faster than the
+/// wall), once the clock is set; until `shutdown` or until the core is gone.
 pub async fn run(
     inputs: Inputs,
     health: Arc<LiveHealth>,
@@ -112,9 +118,14 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let now_ms = clock.now_ms();
+        // Before NTP has set the clock, the engine would reject them all as clock_not_set.
+        let Some(now) = clock.sane_now() else {
+            continue;
+        };
+        let now_ms = now.millis();
         // A clock that stepped back sends at once, and so does the first tick.
-        if last_sent.is_some_and(|t| (t..t + EVERY.as_millis() as i64).contains(&now_ms)) {
+        let every = inputs.every.as_millis() as i64;
+        if last_sent.is_some_and(|t| (t..t + every).contains(&now_ms)) {
             continue;
         }
         last_sent = Some(now_ms);
@@ -142,6 +153,7 @@ mod tests {
             scanners: vec!["sf-1".into(), "floor-1".into(), "hci0".into()],
             door_sensors: vec!["door-main".into()],
             polled_pos: Some(("tills".into(), Duration::from_secs(60))),
+            every: EVERY,
         }
     }
 
@@ -229,6 +241,14 @@ mod tests {
             },
         );
         health.pos.last_success_ms = Some(NOW - 61_000);
+        assert_eq!(sources(&inputs().alive_at(&health, NOW)), []);
+
+        // Heard "in the future": the clock stepped back since; not a sign of life now.
+        health
+            .door_sensors
+            .get_mut("door-main")
+            .unwrap()
+            .last_seen_ms = Some(NOW + 3_600_000);
         assert_eq!(sources(&inputs().alive_at(&health, NOW)), []);
 
         // Working, but no POS system named: no POS sign of life to give.

@@ -348,8 +348,17 @@ impl LiveHealth {
         seen(&self.ble_adapters, scanner, now_ms);
     }
 
+    /// The MQTT input client is (re)connected, or not. On a new connection every node's
+    /// status is forgotten until the broker hands over the retained ones again: a broker that
+    /// restarted without persistence lost the last will of a node that died meanwhile, whose
+    /// `online` must not outlive it.
     pub fn mqtt_connected(&self, connected: bool) {
-        self.mqtt_connected.store(connected, Ordering::Relaxed);
+        let was = self.mqtt_connected.swap(connected, Ordering::Relaxed);
+        if connected && !was {
+            for node in lock(&self.nodes).values_mut() {
+                node.online = None;
+            }
+        }
     }
 
     pub fn mqtt_connection_error(&self) {
@@ -472,6 +481,17 @@ mod tests {
         assert_eq!(health.degraded_zones(), vec!["entrance".to_owned()]);
         health.node_status("s1", true, 3);
         assert!(health.degraded_zones().is_empty());
+    }
+
+    #[test]
+    fn a_new_connection_forgets_node_statuses_until_they_are_heard_again() {
+        let health = LiveHealth::new(BTreeMap::from([("s1".to_owned(), "entrance".to_owned())]));
+        health.mqtt_connected(true);
+        health.node_status("s1", true, 1);
+        health.mqtt_connection_error();
+        assert_eq!(health.snapshot().scanner_nodes["s1"].online, Some(true));
+        health.mqtt_connected(true);
+        assert_eq!(health.snapshot().scanner_nodes["s1"].online, None);
     }
 
     #[test]

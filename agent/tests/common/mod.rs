@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use storefront_agent::events_file::EventWriter;
-use storefront_agent::replay::{ReplayOutput, finish};
 use storefront_config::StoreConfig;
+use storefront_devtools::replay::{ReplayOutput, finish};
 use storefront_engine::Engine;
 use storefront_hq::{Collector, CollectorConfig, HqStats, HqStore, SledHqStore};
 use storefront_protocol::{DailySummary, Timestamp, WindowSummary};

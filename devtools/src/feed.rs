@@ -1,5 +1,5 @@
 //! Simulated store hardware: sends simulated traffic into the agent's live inputs the way real
-//! devices do, so every input path can be driven end to end (by `agent feed` and the tests).
+//! devices do, so every input path can be driven end to end (by `storefront-dev feed` and the tests).
 //!
 //! | simulated event | sent as |
 //! |---|---|
@@ -195,7 +195,7 @@ impl Feed {
         agent_url: &str,
         pos: PosEndpoint,
     ) -> Feed {
-        crate::daemon::tls::install_crypto_provider();
+        storefront_agent::daemon::tls::install_crypto_provider();
         Feed {
             wiring,
             store_id: store_id.to_owned(),
@@ -303,7 +303,7 @@ impl Feed {
     }
 }
 
-/// `agent feed`: today's simulated traffic for the store of `--config`, sent live (in real
+/// `storefront-dev feed`: today's simulated traffic for the store of `--config`, sent live (in real
 /// time) into a running agent's inputs, as that store's scanner nodes, door counter and POS
 /// would send it.
 #[derive(clap::Args)]
@@ -363,7 +363,7 @@ pub async fn run(args: FeedArgs) -> Result<()> {
         .serve(args.pos_listen)
         .await
         .context("fix: pass --pos-listen with a free address")?;
-    let broker = crate::broker_address(&args.local_broker)?;
+    let broker = storefront_agent::broker_address(&args.local_broker)?;
     let mut options = rumqttc::MqttOptions::new(
         format!("storefront-feed-{}", config.store.id),
         broker.host,

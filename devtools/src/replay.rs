@@ -1,4 +1,4 @@
-//! `agent replay`: the engine over an events file.
+//! `storefront-dev replay`: the engine over an events file.
 
 use std::path::PathBuf;
 
@@ -8,22 +8,22 @@ use storefront_config::StoreConfig;
 use storefront_engine::Engine;
 use storefront_protocol::{DailySummary, WindowSummary};
 
-use crate::events_file::read_events;
 use crate::simulate::TruthFile;
 use crate::table;
+use storefront_agent::events_file::read_events;
 
 #[derive(Args)]
 pub struct ReplayArgs {
     /// Store configuration (TOML).
     #[arg(long)]
     pub config: PathBuf,
-    /// Events file (JSON Lines), e.g. from `agent simulate`.
+    /// Events file (JSON Lines), e.g. from `storefront-dev simulate`.
     #[arg(long)]
     pub events: PathBuf,
     /// Directory for windows.jsonl and days.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Ground truth from `agent simulate`: printed beside the engine's figures.
+    /// Ground truth from `storefront-dev simulate`: printed beside the engine's figures.
     #[arg(long)]
     pub truth: Option<PathBuf>,
 }
@@ -65,7 +65,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                 .with_context(|| format!("cannot read truth file {}", path.display()))?;
             Some(serde_json::from_str::<TruthFile>(&text).with_context(|| {
                 format!(
-                    "{} is not a truth file from `agent simulate`",
+                    "{} is not a truth file from `storefront-dev simulate`",
                     path.display()
                 )
             })?)

@@ -1,4 +1,4 @@
-//! `agent demo`: the whole product on one machine with nothing installed — an embedded MQTT
+//! `storefront-dev demo`: the whole product on one machine with nothing installed — an embedded MQTT
 //! broker (or `--broker`), the simulator feeding the agent a store day in accelerated time, the
 //! HQ collector — and at the end the store's funnel, HQ's copy and the ground truth side by
 //! side. Succeeds only if HQ's copy equals the agent's final windows.
@@ -16,9 +16,10 @@ use storefront_protocol::Timestamp;
 use storefront_simulator::{Profile, ProfileName, SimulationSpec, Simulator, TruthParams};
 use tokio::sync::watch;
 
-use crate::daemon::source::Source;
-use crate::daemon::{self, BrokerAddress, Run, TimeMode};
-use crate::{broker_address, table};
+use crate::table;
+use storefront_agent::broker_address;
+use storefront_agent::daemon::source::Source;
+use storefront_agent::daemon::{self, BrokerAddress, Run, TimeMode};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -86,7 +87,7 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
         foreign.sort();
         let shown: Vec<&str> = foreign.iter().take(3).map(|n| n.as_str()).collect();
         bail!(
-            "--data {}: the directory holds {}{}, which `agent demo` did not create; nothing was \
+            "--data {}: the directory holds {}{}, which `storefront-dev demo` did not create; nothing was \
              deleted. fix: give --data a new or empty directory (default: storefront-demo)",
             dir.display(),
             shown.join(", "),
@@ -106,7 +107,7 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(
         dir.join(DEMO_MARKER),
-        "This directory holds the databases of `agent demo`; the next demo run empties it.\n",
+        "This directory holds the databases of `storefront-dev demo`; the next demo run empties it.\n",
     )
     .with_context(|| format!("cannot write in {}", dir.display()))
 }

@@ -1,4 +1,4 @@
-//! `agent simulate`: a synthetic store's event stream and ground truth, written to files.
+//! `storefront-dev simulate`: a synthetic store's event stream and ground truth, written to files.
 
 use std::path::PathBuf;
 
@@ -11,7 +11,7 @@ use storefront_simulator::{
     Profile, ProfileName, SimulationSpec, Simulator, TruthDay, TruthParams,
 };
 
-use crate::events_file::EventWriter;
+use storefront_agent::events_file::EventWriter;
 
 #[derive(Args)]
 pub struct SimulateArgs {
