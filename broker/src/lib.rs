@@ -68,6 +68,9 @@ pub fn wait_listening(port: u16, within: Duration) -> Result<(), BrokerError> {
 /// broker lives until the process exits.
 pub struct EmbeddedBroker {
     port: u16,
+    /// The MQTT 5 listener (HQ's collector speaks MQTT 5): rumqttd serves each protocol
+    /// version on a port of its own, one router behind both.
+    v5_port: u16,
 }
 
 impl EmbeddedBroker {
@@ -93,6 +96,7 @@ impl EmbeddedBroker {
                 }
             }
         };
+        let v5_port = free_port()?;
         // rumqttd's `Config::default()` has zero limits and rejects every connection: these
         // are the smallest settings that carry a store's traffic with headroom.
         let text = format!(
@@ -113,6 +117,15 @@ connection_timeout_ms = 60000
 max_payload_size = 1048576
 max_inflight_count = 200
 dynamic_filters = true
+
+[v5.1]
+name = "storefront-embedded-v5"
+listen = "127.0.0.1:{v5_port}"
+next_connection_delay_ms = 1
+[v5.1.connections]
+connection_timeout_ms = 60000
+max_payload_size = 1048576
+max_inflight_count = 200
 "#
         );
         let config: rumqttd::Config =
@@ -131,12 +144,19 @@ dynamic_filters = true
         if thread.is_finished() {
             return Err(BrokerError::EmbeddedStopped { port });
         }
-        tracing::info!(port, "Embedded MQTT broker listening");
-        Ok(EmbeddedBroker { port })
+        wait_listening(v5_port, Duration::from_secs(10))?;
+        tracing::info!(port, v5_port, "Embedded MQTT broker listening");
+        Ok(EmbeddedBroker { port, v5_port })
     }
 
+    /// The MQTT 3.1.1 listener.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The MQTT 5 listener.
+    pub fn v5_port(&self) -> u16 {
+        self.v5_port
     }
 }
 

@@ -115,15 +115,21 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
 pub async fn run(args: DemoArgs) -> Result<()> {
     prepare_data_dir(&args.data)?;
 
-    let broker = match &args.broker {
-        Some(url) => broker_address(url)?,
+    // HQ's collector speaks MQTT 5: the embedded broker has a listener of its own for it.
+    let (broker, hq_port) = match &args.broker {
+        Some(url) => {
+            let broker = broker_address(url)?;
+            let port = broker.port;
+            (broker, port)
+        }
         None => {
             let embedded = storefront_broker::EmbeddedBroker::start(0)?;
-            BrokerAddress {
+            let broker = BrokerAddress {
                 host: "127.0.0.1".into(),
                 port: embedded.port(),
                 tls: false,
-            }
+            };
+            (broker, embedded.v5_port())
         }
     };
 
@@ -155,7 +161,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let hq_store: Arc<dyn HqStore> = Arc::new(SledHqStore::open(args.data.join("hq"))?);
     let collector = Collector::new(
         CollectorConfig::new(
-            &format!("mqtt://{}:{}", broker.host, broker.port),
+            &format!("mqtt://{}:{hq_port}", broker.host),
             "storefront-demo-hq",
             "hq",
         )?,

@@ -55,3 +55,34 @@ fn the_demo_leaves_a_directory_with_files_it_did_not_create_untouched() {
         .collect();
     assert_eq!(left, ["thesis.tex"], "nothing created either");
 }
+
+/// Before: the demo's HQ collector spoke MQTT 5 to an embedded broker that had only an MQTT
+/// 3.1.1 listener: it never connected, HQ got nothing, and the README's first command failed.
+#[test]
+fn the_demo_ends_with_hqs_copy_equal_to_the_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_storefront-dev"))
+        .args([
+            "demo",
+            "--profile",
+            "boutique",
+            "--speed",
+            "20000",
+            "--http",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("HQ's copy equals the agent's final windows"),
+        "{stdout}"
+    );
+}
