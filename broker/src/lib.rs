@@ -1,7 +1,7 @@
 //! MQTT brokers the product starts itself:
 //! * [`EmbeddedBroker`] — rumqttd inside the process, for the demo (`storefront-dev demo`) on a machine with
 //!   nothing installed;
-//! * [`Mosquitto`] — a private `mosquitto -p <port>` child process for tests, which a test can
+//! * [`Mosquitto`] — a private mosquitto child process on a free port for tests, which a test can
 //!   kill and restart to inject outages (no persistence: a restarted broker has lost its
 //!   sessions and queued messages, the hard case);
 //! * [`TestBroker`] — mosquitto where it is installed, the embedded broker otherwise, and a
