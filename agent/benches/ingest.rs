@@ -418,7 +418,7 @@ async fn run() -> anyhow::Result<()> {
     print("baseline (bare rumqttc subscriber, counts only)", &bare);
     print_cpu("mosquitto", bare_broker, bare.received);
 
-    storefront_agent::daemon::tls::install_crypto_provider();
+    storefront_mqtt::install_crypto_provider();
     let http = reqwest::Client::new();
     let mut agent = Agent::start(dir.path(), port, &config, dashboard)?;
     let base = agent.wait_subscribed(&http, port, &traffic.probe).await?;

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use storefront_agent::{broker_address, daemon};
+use storefront_agent::daemon::{self, BrokerAddress};
 
 #[derive(Parser)]
 #[command(
@@ -39,7 +39,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    daemon::tls::install_crypto_provider();
+    storefront_mqtt::install_crypto_provider();
     storefront_agent::init_tracing(cli.log_json);
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -186,8 +186,8 @@ async fn shutdown_signal() {
 fn run_agent(args: RunArgs) -> Result<()> {
     let config = storefront_config::StoreConfig::load(&args.config)?;
     let broker = match &args.broker {
-        Some(url) => broker_address(url)?,
-        None => daemon::BrokerAddress {
+        Some(url) => BrokerAddress::parse(url).context("--broker")?,
+        None => BrokerAddress {
             host: config.sync.broker.host.clone(),
             port: config.sync.broker.port,
             tls: config.sync.broker.tls,
@@ -204,8 +204,8 @@ fn run_agent(args: RunArgs) -> Result<()> {
         ),
         None => {
             let local = match &args.local_broker {
-                Some(url) => broker_address(url)?,
-                None => daemon::BrokerAddress {
+                Some(url) => BrokerAddress::parse(url).context("--local-broker")?,
+                None => BrokerAddress {
                     host: "127.0.0.1".into(),
                     port: 1883,
                     tls: false,

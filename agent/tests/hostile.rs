@@ -731,7 +731,7 @@ async fn idle_connections_beyond_the_cap_neither_stop_the_api_nor_stay_open() {
         }
         idle.push(stream);
     }
-    storefront_agent::daemon::tls::install_crypto_provider();
+    storefront_mqtt::install_crypto_provider();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

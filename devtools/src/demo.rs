@@ -17,7 +17,6 @@ use storefront_simulator::{Profile, ProfileName, SimulationSpec, Simulator, Trut
 use tokio::sync::watch;
 
 use crate::table;
-use storefront_agent::broker_address;
 use storefront_agent::daemon::source::Source;
 use storefront_agent::daemon::{self, BrokerAddress, Run, TimeMode};
 
@@ -118,7 +117,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     // HQ's collector speaks MQTT 5: the embedded broker has a listener of its own for it.
     let (broker, hq_port) = match &args.broker {
         Some(url) => {
-            let broker = broker_address(url)?;
+            let broker = BrokerAddress::parse(url).context("--broker")?;
             let port = broker.port;
             (broker, port)
         }

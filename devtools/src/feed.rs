@@ -195,7 +195,7 @@ impl Feed {
         agent_url: &str,
         pos: PosEndpoint,
     ) -> Feed {
-        storefront_agent::daemon::tls::install_crypto_provider();
+        storefront_mqtt::install_crypto_provider();
         Feed {
             wiring,
             store_id: store_id.to_owned(),
@@ -363,7 +363,8 @@ pub async fn run(args: FeedArgs) -> Result<()> {
         .serve(args.pos_listen)
         .await
         .context("fix: pass --pos-listen with a free address")?;
-    let broker = storefront_agent::broker_address(&args.local_broker)?;
+    let broker = storefront_agent::daemon::BrokerAddress::parse(&args.local_broker)
+        .context("--local-broker")?;
     let mut options = rumqttc::MqttOptions::new(
         format!("storefront-feed-{}", config.store.id),
         broker.host,

@@ -35,7 +35,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    storefront_agent::daemon::tls::install_crypto_provider();
+    storefront_mqtt::install_crypto_provider();
     storefront_agent::init_tracing(cli.log_json);
     let result = match cli.command {
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),

@@ -11,7 +11,6 @@ mod core;
 pub mod http;
 pub mod source;
 pub mod sync;
-pub mod tls;
 pub mod view;
 
 use std::sync::Arc;
@@ -27,13 +26,23 @@ pub use self::core::{CoreOptions, CoreReport, TimeMode};
 use self::source::Source;
 use self::sync::{SyncOptions, SyncStatus};
 
-/// Where the daemon publishes: the broker address (the config's, or one the demo started).
-#[derive(Clone, Debug)]
-pub struct BrokerAddress {
-    pub host: String,
-    pub port: u16,
-    /// Speak TLS (`mqtts://`), with the config's CA and client certificate settings.
-    pub tls: bool,
+/// Where the daemon publishes (the config's broker, or one the demo started) and where the
+/// live inputs read; `tls` speaks `mqtts://` with the `[sync]` CA and client certificate.
+pub use storefront_mqtt::BrokerUrl as BrokerAddress;
+
+/// The rustls settings for `mqtts://` from `[sync]`'s CA bundle (or the system's roots) and
+/// client certificate.
+pub(crate) fn tls_configuration(
+    sync: &storefront_config::SyncConfig,
+) -> Result<rumqttc::TlsConfiguration> {
+    let files = storefront_mqtt::TlsFiles {
+        ca_file: sync.ca_file.clone(),
+        client_cert_file: sync.client_cert_file.clone(),
+        client_key_file: sync.client_key_file.clone(),
+    };
+    let config = storefront_mqtt::tls_client_config(&files)
+        .context("sync.ca_file, sync.client_cert_file, sync.client_key_file")?;
+    Ok(rumqttc::TlsConfiguration::Rustls(config))
 }
 
 /// How a daemon run ended.
@@ -99,10 +108,7 @@ fn read_password(config: &StoreConfig) -> Result<Option<(String, String)>> {
         return Ok(None);
     };
     let password = match &config.sync.password_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("sync.password_file: cannot read {}", path.display()))?
-            .trim_end()
-            .to_owned(),
+        Some(path) => storefront_mqtt::read_password(path).context("sync.password_file")?,
         None => String::new(),
     };
     Ok(Some((user.clone(), password)))
@@ -147,7 +153,7 @@ pub async fn run(
         store_id: config.store.id.clone(),
         credentials: read_password(&config)?,
         tls: if run.broker.tls {
-            Some(tls::configuration(&config.sync)?)
+            Some(tls_configuration(&config.sync)?)
         } else {
             None
         },

@@ -194,7 +194,7 @@ impl LiveSources {
             Some(broker) => Some(MqttConnection {
                 client_id: format!("{}-inputs", config.sync.client_id),
                 tls: if broker.tls {
-                    Some(crate::daemon::tls::configuration(&config.sync)?)
+                    Some(crate::daemon::tls_configuration(&config.sync)?)
                 } else {
                     None
                 },

@@ -67,7 +67,7 @@ pub async fn run_pos(
     health: Arc<LiveHealth>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    crate::daemon::tls::install_crypto_provider();
+    storefront_mqtt::install_crypto_provider();
     let client = match reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(REQUEST_TIMEOUT)

@@ -153,6 +153,6 @@ pub async fn serve(router: axum::Router) -> String {
 }
 
 pub fn http() -> reqwest::Client {
-    storefront_agent::daemon::tls::install_crypto_provider();
+    storefront_mqtt::install_crypto_provider();
     reqwest::Client::new()
 }
