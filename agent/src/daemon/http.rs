@@ -72,13 +72,12 @@ pub async fn start(
     router: Router,
     limits: HttpLimits,
     stop: watch::Receiver<bool>,
-) -> Result<()> {
+) -> Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot serve the dashboard on {addr} (is the port taken?); fix: set dashboard.bind in the config, or --http for the demo"))?;
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "Dashboard listening");
-    tokio::spawn(serve(listener, router, limits, stop));
-    Ok(())
+    Ok(tokio::spawn(serve(listener, router, limits, stop)))
 }
 
 /// A count logged once, then as a total at most every [`LOG_EVERY`].
@@ -107,7 +106,8 @@ impl Throttled {
 }
 
 /// Serves `router` on `listener` within `limits` until `stop` changes; open connections are
-/// then shut down gracefully.
+/// then shut down gracefully, and this returns once they are closed (nothing the router holds,
+/// such as the store, outlives it).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -125,7 +125,9 @@ pub async fn serve(
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let mut accept_errors = Throttled::new();
     let mut refused = Throttled::new();
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.changed() => break,
@@ -161,7 +163,7 @@ pub async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let mut stop = stop.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _slot = slot;
             let mut connection = std::pin::pin!(connection);
             let result = tokio::select! {
@@ -176,4 +178,6 @@ pub async fn serve(
             }
         });
     }
+    drop(router);
+    while connections.join_next().await.is_some() {}
 }

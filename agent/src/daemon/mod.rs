@@ -181,6 +181,7 @@ pub async fn run(
     };
     let source_task = tokio::spawn(run.source.run(cursor, events_tx, source_stop_rx));
     let (view_tx, view_rx) = watch::channel(Arc::new(view::EngineView::default()));
+    let mut http_task = None;
     if let Some(addr) = run.http {
         let source = Arc::new(view::AgentView {
             config: config.clone(),
@@ -189,13 +190,15 @@ pub async fn run(
             sync: sync_status.clone(),
             live: live_health,
         });
-        http::start(
-            addr,
-            http::router(source, run.http_token.clone(), ingest),
-            http::HttpLimits::for_config(&config.dashboard),
-            sync_stop_rx.clone(),
-        )
-        .await?;
+        http_task = Some(
+            http::start(
+                addr,
+                http::router(source, run.http_token.clone(), ingest),
+                http::HttpLimits::for_config(&config.dashboard),
+                sync_stop_rx.clone(),
+            )
+            .await?,
+        );
     }
     let core = self::core::Core::new(
         engine,
@@ -234,6 +237,10 @@ pub async fn run(
     }
     let _ = sync_stop_tx.send(true);
     sync_task.await.context("sync task panicked")??;
+    // The server holds the store too: the database is released once it has stopped.
+    if let Some(task) = http_task {
+        task.await.context("HTTP server task panicked")?;
+    }
     let sync = sync_status.borrow().clone();
     let outbox_left = store.outbox_len();
     if outbox_left > 0 {
